@@ -1,0 +1,3 @@
+from facetl.cli import main
+
+main()

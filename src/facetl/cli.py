@@ -1,0 +1,55 @@
+"""Command line: `facetl predict ...`, and the error handling shared by the DVC stages."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from facetl.errors import FacetlError
+
+PREDICTORS = {"gender": "predict_gender"}
+
+
+def run_stage(stage: Callable[[str, dict[str, Any]], None]) -> None:
+    """Run a stage body for the task named on the command line; user errors exit 2, no trace."""
+    from facetl.params import load_params
+
+    if len(sys.argv) != 2:
+        sys.exit(f"usage: python {sys.argv[0]} TASK")
+    try:
+        stage(sys.argv[1], load_params())
+    except FacetlError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+def predict_command(args: argparse.Namespace) -> None:
+    from facetl import predict
+
+    results = getattr(predict, PREDICTORS[args.task])(args.images, Path(args.models))
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for result in results:
+            print(" ".join(f"{key}={value}" for key, value in result.items()))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="facetl", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    predict = commands.add_parser("predict", help="run the trained models on image files")
+    predict.add_argument("images", nargs="+", metavar="IMAGE")
+    predict.add_argument("--task", choices=sorted(PREDICTORS), default="gender")
+    predict.add_argument("--json", action="store_true", help="print JSON")
+    predict.add_argument("--models", default="models", help="folder of trained models")
+    predict.set_defaults(func=predict_command)
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except FacetlError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,158 @@
+"""The stages' bodies: each reads its params, calls the library, writes its outputs.
+
+`stages/*.py` are one-line wrappers around these, so the logic stays importable and tested.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import pandas as pd
+
+from facetl import paths
+from facetl.atomic import atomic_path, write_csv, write_json
+from facetl.backbones import build_extractor, get_spec
+from facetl.download import FetchPolicy, download, fetch_text
+from facetl.features import extract_to_npy
+from facetl.heads import chapter_head
+from facetl.metrics import binary_report, roc_points
+from facetl.params import lookup
+from facetl.plots import confusion_plot, image_grid, roc_plot, training_curves
+from facetl.precision import resolve_precision
+from facetl.prepare import prepare
+from facetl.sources import load_rows
+from facetl.splits import holdout_mask
+from facetl.training import feature_max, fit
+
+
+def download_stage(task: str, params: dict[str, Any]) -> None:
+    cfg = lookup(params, "download")
+    policy = FetchPolicy(timeout_s=cfg["timeout_s"], retries=cfg["retries"],
+                         backoff_s=cfg["backoff_s"], max_bytes=int(cfg["max_mb"] * 2**20))
+    rows = load_rows(lookup(params, f"data.{task}"), lambda url: fetch_text(url, policy))
+    manifest = download(rows, paths.raw_dir(task), policy, cfg["workers"])
+    counts = manifest["status"].value_counts().to_dict()
+    print(f"download {task}: {len(manifest)} rows, statuses {counts}")
+    for row in manifest[manifest["status"] != "ok"].head(5).itertuples():
+        print(f"  e.g. {row.source}: {row.status} {row.detail}")
+
+
+def prepare_stage(task: str, params: dict[str, Any]) -> None:
+    cfg = lookup(params, f"prepare.{task}")
+    manifest = pd.read_csv(paths.raw_dir(task) / "manifest.csv", dtype=str,
+                           keep_default_na=False)
+    classes = [str(c).lower() for c in lookup(params, f"data.{task}.classes")]
+    index = prepare(manifest, paths.raw_dir(task), paths.prepared_dir(task), classes,
+                    cfg["input_size"], cfg["test_size"], lookup(params, "seed"), cfg["balance"])
+    print(f"prepare {task}: {index.groupby(['split', 'label']).size().to_dict()}")
+
+
+def features_stage(task: str, params: dict[str, Any]) -> None:
+    name = lookup(params, "backbone")
+    settings = lookup(params, f"backbones.{name}")
+    cfg = lookup(params, "features")
+    images = np.load(paths.prepared_dir(task) / "images.npy", mmap_mode="r")
+    precision = resolve_precision(cfg["precision"], get_spec(name).prefers_bf16_on_cpu)
+    model = build_extractor(name, settings["weights"], images.shape[1],
+                            settings.get("preprocess"), precision)
+    seconds = extract_to_npy(model, images, paths.features_path(task, name), cfg["batch_size"],
+                             cfg["storage"])
+    with atomic_path(paths.extractor_path(task, name)) as tmp:
+        model.save(tmp)
+    write_json(paths.metrics_path(f"features_{task}"), {
+        "backbone": name, "precision": precision, "images": len(images),
+        "seconds": round(seconds, 2), "images_per_s": round(len(images) / seconds, 2)})
+    print(f"features {task}: {name} ({precision}) {len(images) / seconds:.1f} img/s")
+
+
+def load_split(task: str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    index = pd.read_csv(paths.prepared_dir(task) / "index.csv", dtype={"group": str},
+                        keep_default_na=False)
+    train = np.flatnonzero(index["split"] == "train")
+    test = np.flatnonzero(index["split"] == "test")
+    return index, train, test
+
+
+def carve_validation(index: pd.DataFrame, train: np.ndarray, fraction: float,
+                     seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Validation rows come from the train split only (the chapter validated on its test set)."""
+    groups = index["group"].to_numpy()[train]
+    held = holdout_mask(index["label_index"].to_numpy()[train],
+                        groups if any(groups) else None, fraction, seed)
+    return train[~held], train[held]
+
+
+def train_stage(task: str, params: dict[str, Any]) -> None:
+    name = lookup(params, "backbone")
+    cfg = lookup(params, "train")
+    seed = lookup(params, "seed")
+    keras.utils.set_random_seed(seed)
+    features = np.load(paths.features_path(task, name), mmap_mode="r")
+    index, train, _ = load_split(task)
+    fit_rows, val_rows = carve_validation(index, train, cfg["val_size"], seed)
+    head = chapter_head(features.shape[1:], get_spec(name).head_blocks, 1, "sigmoid",
+                        feature_max(features, fit_rows), cfg["dropout"])
+    targets = index["label_index"].to_numpy().astype("float32")
+    live_dir = paths.plots_dir(task) / "training"
+    fit(head, features, targets, fit_rows, val_rows,
+        cfg | {"loss": "binary_crossentropy", "metrics": ["accuracy"]}, seed, live_dir)
+    training_curves(live_dir, paths.plots_dir(task) / "training.png")
+    save_models(task, name, head, params)
+
+
+def save_models(task: str, name: str, head: keras.Model, params: dict[str, Any]) -> None:
+    """The head alone (for evaluation) and image -> prediction in one file (for inference)."""
+    extractor = keras.models.load_model(paths.extractor_path(task, name))
+    image = keras.Input(extractor.input_shape[1:], name="image")
+    end_to_end = keras.Model(image, head(extractor(image)), name=f"{task}_{name}")
+    with atomic_path(paths.model_dir(task)) as tmp:
+        tmp.mkdir()
+        head.save(tmp / "head.keras")
+        end_to_end.save(tmp / "model.keras")
+        (tmp / "model.json").write_text(json.dumps({
+            "task": task, "backbone": name, "input_size": extractor.input_shape[1],
+            "classes": [str(c).lower() for c in lookup(params, f"data.{task}.classes")],
+        }, indent=2) + "\n")
+
+
+def evaluate_stage(task: str, params: dict[str, Any]) -> None:
+    name = lookup(params, "backbone")
+    out = paths.plots_dir(task)
+    features = np.load(paths.features_path(task, name), mmap_mode="r")
+    index, _, test = load_split(task)
+    head = keras.models.load_model(paths.model_dir(task) / "head.keras")
+    p_positive = head.predict(np.asarray(features[test], dtype="float32"), verbose=0)[:, 0]
+    labels = index["label_index"].to_numpy()[test]
+    report = binary_report(labels, p_positive)
+    classes = json.loads((paths.model_dir(task) / "model.json").read_text())["classes"]
+    write_json(paths.metrics_path(task), {"backbone": name} | report)
+    roc = roc_points(labels, p_positive)
+    write_csv(out / "roc.csv", pd.DataFrame(roc).round(5))
+    predicted = (p_positive >= 0.5).astype(int)
+    predictions = index.iloc[test][["file", "source", "label", "group"]].assign(
+        p_positive=p_positive.round(5), predicted=np.array(classes)[predicted],
+        correct=predicted == labels)
+    write_csv(out / "predictions.csv", predictions)
+    write_csv(out / "confusion.csv", predictions[["label", "predicted"]].rename(
+        columns={"label": "actual"}))
+    roc_plot(roc["fpr"], roc["tpr"], report["auc"], out / "roc.png")
+    confusion_plot(report["confusion"], classes, out / "confusion.png")
+    misclassified_gallery(task, test, predictions, classes,
+                          lookup(params, "evaluate.gallery_size"), out / "misclassified.png")
+    print(f"evaluate {task}: accuracy {report['accuracy']:.4f} "
+          f"CI95 [{report['accuracy_ci95'][0]:.4f}, {report['accuracy_ci95'][1]:.4f}] "
+          f"AUC {report['auc']} on {report['n_test']} test images")
+
+
+def misclassified_gallery(task: str, test: np.ndarray, predictions: pd.DataFrame,
+                          classes: list[str], size: int, path: Path) -> None:
+    images = np.load(paths.prepared_dir(task) / "images.npy", mmap_mode="r")
+    wrong = np.flatnonzero(~predictions["correct"].to_numpy())[:size]
+    titles = [f"true {row.label}, p({classes[1]})={row.p_positive:.2f}"
+              for row in predictions.iloc[wrong].itertuples()]
+    image_grid([images[test[i]] for i in wrong], titles, path, columns=4,
+               suptitle=f"misclassified test photos ({len(wrong)} shown)")

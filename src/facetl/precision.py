@@ -1,0 +1,63 @@
+"""Which float precision the backbone runs in, given what the hardware can do fast.
+
+bfloat16 pays off on CPUs with AMX / AVX512-BF16 (7x on VGG here) and on recent GPUs, but not
+for every backbone (MobileNetV2 is slower in bf16 on CPU), so `auto` asks the registry.
+"""
+
+from __future__ import annotations
+
+import warnings
+from functools import cache
+from pathlib import Path
+
+import tensorflow as tf
+
+from facetl.errors import FacetlError
+
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+POLICY = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+
+
+@cache
+def cpu_flags() -> frozenset[str]:
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.is_file():
+        return frozenset()
+    for line in cpuinfo.read_text().splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.split(":", 1)[1].split())
+    return frozenset()
+
+
+@cache
+def gpu_capability() -> tuple[int, int] | None:
+    """Compute capability of the first GPU TensorFlow sees, or None without one."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return None
+    details = tf.config.experimental.get_device_details(gpus[0])
+    return tuple(details.get("compute_capability", (0, 0)))
+
+
+def supported(precision: str) -> bool:
+    capability = gpu_capability()
+    if precision == "float32":
+        return True
+    if capability is not None:
+        return capability >= ((8, 0) if precision == "bfloat16" else (7, 0))
+    return precision == "bfloat16" and bool({"amx_bf16", "avx512_bf16"} & cpu_flags())
+
+
+def resolve_precision(requested: str, prefers_bf16_on_cpu: bool) -> str:
+    """The precision to run in; an unsupported request falls back to float32 with a warning."""
+    if requested not in PRECISIONS:
+        raise FacetlError(f"features.precision must be one of {PRECISIONS}, got {requested!r}")
+    if requested == "auto":
+        if gpu_capability() is not None:
+            return next(p for p in ("bfloat16", "float16", "float32") if supported(p))
+        return "bfloat16" if prefers_bf16_on_cpu and supported("bfloat16") else "float32"
+    if not supported(requested):
+        warnings.warn(f"{requested} is not fast on this hardware; running in float32",
+                      stacklevel=2)
+        return "float32"
+    return requested

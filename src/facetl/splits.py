@@ -1,0 +1,38 @@
+"""Stratified train/test splits, grouped by person when groups are known.
+
+Grouping matters: the same person in train and test inflates accuracy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedShuffleSplit
+
+from facetl.errors import FacetlError
+
+
+def holdout_mask(labels: np.ndarray, groups: np.ndarray | None, fraction: float,
+                 seed: int) -> np.ndarray:
+    """Boolean mask of the held-out rows (about `fraction` of them, every class present)."""
+    if not 0 < fraction < 1:
+        raise FacetlError(f"a split fraction must be between 0 and 1, got {fraction}")
+    labels = np.asarray(labels)
+    counts = np.bincount(labels)
+    if len(labels) < 4 or counts.min() < 2:
+        raise FacetlError(
+            f"too few images to split: {len(labels)} images, per class {counts.tolist()}; "
+            "need at least 2 of each class"
+        )
+    mask = np.zeros(len(labels), dtype=bool)
+    if groups is not None and len(set(groups)) > 1:
+        n_splits = max(2, min(round(1 / fraction), len(set(groups))))
+        folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        candidates = [held for _, held in folds.split(np.zeros(len(labels)), labels, groups)]
+        # With few groups a fold can miss a class; take the first fold that has them all.
+        held = next((h for h in candidates if len(np.unique(labels[h])) == len(counts)),
+                    candidates[0])
+    else:
+        splitter = StratifiedShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
+        _, held = next(splitter.split(np.zeros(len(labels)), labels))
+    mask[held] = True
+    return mask

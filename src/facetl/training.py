@@ -1,0 +1,60 @@
+"""Training a head on cached features, read from a memmap batch by batch."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+from dvclive import Live
+from dvclive.keras import DVCLiveCallback
+
+
+class FeatureBatches(keras.utils.PyDataset):
+    """Batches of (features, targets) for `indices`, reshuffled every epoch when training.
+
+    Reads rows from the (memory-mapped) feature array on demand, so the whole feature file
+    never has to fit in memory.
+    """
+
+    def __init__(self, features: np.ndarray, targets: np.ndarray, indices: np.ndarray,
+                 batch_size: int, shuffle: bool = False, seed: int = 0) -> None:
+        super().__init__()
+        self.features, self.targets = features, targets
+        self.indices = np.array(indices)
+        self.batch_size, self.shuffle = batch_size, shuffle
+        self.rng = np.random.default_rng(seed)
+        self.on_epoch_end()
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.indices) / self.batch_size)
+
+    def __getitem__(self, batch: int):
+        rows = np.sort(self.order[batch * self.batch_size:(batch + 1) * self.batch_size])
+        return np.asarray(self.features[rows], dtype="float32"), self.targets[rows]
+
+    def on_epoch_end(self) -> None:
+        self.order = self.rng.permutation(self.indices) if self.shuffle else self.indices
+
+
+def feature_max(features: np.ndarray, indices: np.ndarray, chunk: int = 256) -> float:
+    """The chapter's scale: the largest feature value over the training rows (streamed)."""
+    largest = 0.0
+    for start in range(0, len(indices), chunk):
+        largest = max(largest, float(np.max(features[np.sort(indices[start:start + chunk])])))
+    return largest if largest > 0 else 1.0
+
+
+def fit(model: keras.Model, features: np.ndarray, targets: np.ndarray, train_idx: np.ndarray,
+        val_idx: np.ndarray, cfg: dict[str, Any], seed: int, live_dir: Path):
+    """Adam on the train rows, validation on the val rows, per-epoch curves through dvclive."""
+    model.compile(optimizer=keras.optimizers.Adam(cfg["learning_rate"]), loss=cfg["loss"],
+                  metrics=cfg.get("metrics", []))
+    train = FeatureBatches(features, targets, train_idx, cfg["batch_size"], shuffle=True,
+                           seed=seed)
+    val = FeatureBatches(features, targets, val_idx, cfg["batch_size"])
+    live = Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None)
+    return model.fit(train, validation_data=val, epochs=cfg["epochs"], verbose=2,
+                     callbacks=[DVCLiveCallback(live=live)])
