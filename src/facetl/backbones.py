@@ -142,3 +142,8 @@ def build_extractor(name: str, weights: str, input_size: int, preprocess: str | 
     features = backbone(Preprocess(mode, name="preprocess")(inputs), training=False)
     features = layers.Activation("linear", dtype="float32", name="features")(features)
     return keras.Model(inputs, features, name=f"{name}_extractor")
+
+
+def load_model(path: str | Path) -> keras.Model:
+    """Load a saved extractor or end-to-end model (this module registers their custom layers)."""
+    return keras.models.load_model(path)

@@ -15,7 +15,7 @@ import pandas as pd
 
 from facetl import paths
 from facetl.atomic import atomic_path, write_csv, write_json
-from facetl.backbones import build_extractor, get_spec
+from facetl.backbones import build_extractor, get_spec, load_model
 from facetl.download import FetchPolicy, download, fetch_text
 from facetl.features import extract_to_npy
 from facetl.heads import chapter_head
@@ -106,7 +106,7 @@ def train_stage(task: str, params: dict[str, Any]) -> None:
 
 def save_models(task: str, name: str, head: keras.Model, params: dict[str, Any]) -> None:
     """The head alone (for evaluation) and image -> prediction in one file (for inference)."""
-    extractor = keras.models.load_model(paths.extractor_path(task, name))
+    extractor = load_model(paths.extractor_path(task, name))
     image = keras.Input(extractor.input_shape[1:], name="image")
     end_to_end = keras.Model(image, head(extractor(image)), name=f"{task}_{name}")
     with atomic_path(paths.model_dir(task)) as tmp:
@@ -124,7 +124,7 @@ def evaluate_stage(task: str, params: dict[str, Any]) -> None:
     out = paths.plots_dir(task)
     features = np.load(paths.features_path(task, name), mmap_mode="r")
     index, _, test = load_split(task)
-    head = keras.models.load_model(paths.model_dir(task) / "head.keras")
+    head = load_model(paths.model_dir(task) / "head.keras")
     p_positive = head.predict(np.asarray(features[test], dtype="float32"), verbose=0)[:, 0]
     labels = index["label_index"].to_numpy()[test]
     report = binary_report(labels, p_positive)

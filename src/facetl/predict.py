@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
-import keras
 import numpy as np
 
+from facetl.backbones import load_model
 from facetl.errors import FacetlError
 from facetl.images import ImageDecodeError, read_image, resize_square
 
 MODELS_ROOT = Path("models")
 
 
-def load_task_model(task: str, models_root: Path = MODELS_ROOT) -> tuple[keras.Model, dict]:
+def load_task_model(task: str, models_root: Path = MODELS_ROOT) -> tuple[Any, dict]:
     folder = models_root / task
     model_file, meta_file = folder / "model.keras", folder / "model.json"
     if not model_file.is_file() or not meta_file.is_file():
@@ -22,7 +23,7 @@ def load_task_model(task: str, models_root: Path = MODELS_ROOT) -> tuple[keras.M
             f"no trained {task} model in {folder} (need model.keras and model.json); "
             f"run `dvc repro` first, or pass --models DIR"
         )
-    return keras.models.load_model(model_file), json.loads(meta_file.read_text())
+    return load_model(model_file), json.loads(meta_file.read_text())
 
 
 def load_images(files: list[str], size: int) -> np.ndarray:
