@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import sys
+import time
 
 import pytest
 
@@ -100,3 +102,23 @@ def test_offline_default_source_fails_fast_with_a_hint(repo):
     assert result.returncode == 2
     assert "data.gender.source" in result.stderr and "Traceback" not in result.stderr
     run(["git", "checkout", "params.yaml"], repo)
+
+
+def test_killed_stage_leaves_no_partial_output_and_rerun_completes(repo):
+    features = repo / "data/features/gender/vgg16.npy"
+    before = features.read_bytes()
+    set_params(repo, {"features.batch_size": 1})
+    process = subprocess.Popen([sys.executable, "stages/features.py", "gender"], cwd=repo,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list(features.parent.glob(".vgg16.tmp-*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.kill()
+    process.wait()
+    assert list(features.parent.glob(".vgg16.tmp-*")), "the stage never started writing"
+    assert features.read_bytes() == before  # the old output is whole, not half-overwritten
+
+    run(["git", "checkout", "params.yaml"], repo)
+    run([sys.executable, "stages/features.py", "gender"], repo)
+    assert not list(features.parent.glob(".vgg16.tmp-*"))  # the stale temp file is gone
+    assert features.read_bytes() == before  # same params, same seed: the same features

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -24,7 +25,8 @@ def _remove(path: Path) -> None:
 
 def _clean_stale(path: Path) -> None:
     """Remove temp siblings left by an earlier run that was killed before its rename."""
-    for stale in path.parent.glob(f".{path.stem}{TMP_MARK}*{path.suffix}"):
+    pattern = f".{glob.escape(path.stem)}{TMP_MARK}*{glob.escape(path.suffix)}"
+    for stale in path.parent.glob(pattern):
         _remove(stale)
 
 
@@ -33,7 +35,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temp path beside `path`; rename it onto `path` only if the block succeeds.
 
     Works for files and directories alike: whatever the block creates at the temp path
-    replaces `path` in one rename.
+    replaces `path` in one rename (an old directory is first moved aside, as a temp sibling
+    that the next run cleans if this one is killed in between).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -43,8 +46,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+            old = path.parent / f".{path.stem}{TMP_MARK}old-{os.getpid()}{path.suffix}"
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, path)
     finally:
         if tmp.exists():
             _remove(tmp)

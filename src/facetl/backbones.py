@@ -83,8 +83,11 @@ def declared_preprocess(weights: str) -> str | None:
     sidecar = Path(weights + ".json")
     if sidecar.is_file():
         return json.loads(sidecar.read_text()).get("preprocess")
-    with h5py.File(weights, "r") as h5:
-        mode = h5.attrs.get("preprocess")
+    try:
+        with h5py.File(weights, "r") as h5:
+            mode = h5.attrs.get("preprocess")
+    except OSError:  # not HDF5 (e.g. a .keras archive): loading it says what is wrong
+        return None
     return mode.decode() if isinstance(mode, bytes) else mode
 
 

@@ -18,7 +18,7 @@ class ImageDecodeError(ValueError):
 
     def __init__(self, message: str, status: str) -> None:
         super().__init__(message)
-        self.status = status  # "not_an_image" (HTML, unknown format) or "corrupt_image"
+        self.status = status  # "not_an_image" (HTML, unknown format), "corrupt_image", "too_large"
 
 
 def decode_image(data: bytes) -> np.ndarray:
@@ -33,6 +33,8 @@ def decode_image(data: bytes) -> np.ndarray:
             rgb = image.convert("RGB")
     except UnidentifiedImageError as exc:
         raise ImageDecodeError(str(exc), "not_an_image") from exc
+    except Image.DecompressionBombError as exc:
+        raise ImageDecodeError(str(exc), "too_large") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageDecodeError(str(exc) or type(exc).__name__, "corrupt_image") from exc
     array = np.asarray(rgb, dtype=np.uint8)

@@ -29,8 +29,12 @@ def holdout_mask(labels: np.ndarray, groups: np.ndarray | None, fraction: float,
         folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
         candidates = [held for _, held in folds.split(np.zeros(len(labels)), labels, groups)]
         # With few groups a fold can miss a class; take the first fold that has them all.
-        held = next((h for h in candidates if len(np.unique(labels[h])) == len(counts)),
-                    candidates[0])
+        held = next((h for h in candidates if len(np.unique(labels[h])) == len(counts)), None)
+        if held is None:
+            raise FacetlError(
+                f"cannot hold out {fraction:.0%} of {len(set(groups))} people with every class "
+                "on both sides; add images of more people or raise the split fraction"
+            )
     else:
         splitter = StratifiedShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
         _, held = next(splitter.split(np.zeros(len(labels)), labels))

@@ -1,0 +1,68 @@
+"""Metrics against values worked out independently of the code under test."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facetl.metrics import Z95, binary_report, roc_points, wilson_interval
+
+
+def wilson_by_quadratic(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """The Wilson bounds are the p where |p_hat - p| = z * sqrt(p (1 - p) / n): the roots of
+    (n + z^2) p^2 - (2 successes + z^2) p + successes^2 / n = 0."""
+    roots = np.roots([n + z * z, -(2 * successes + z * z), successes * successes / n])
+    low, high = sorted(roots.real)
+    return low, high
+
+
+@pytest.mark.parametrize(("successes", "n"), [(0, 10), (10, 10), (81, 100), (1, 2), (87, 175)])
+def test_wilson_matches_the_quadratic_it_solves(successes, n):
+    np.testing.assert_allclose(wilson_interval(successes, n), wilson_by_quadratic(successes, n),
+                               atol=1e-9)
+
+
+@pytest.mark.parametrize(("successes", "n", "expected"), [
+    # Newcombe (1998), Statistics in Medicine 17:857-872, Table I, method 3 (score interval).
+    (81, 263, (0.2553, 0.3662)),
+    (15, 148, (0.0624, 0.1605)),
+    (0, 20, (0.0, 0.1611)),
+    (1, 29, (0.0061, 0.1718)),
+    # Closed forms at the edges: [0, z^2 / (n + z^2)] and [n / (n + z^2), 1].
+    (0, 10, (0.0, 0.2775)),
+    (10, 10, (0.7225, 1.0)),
+    (81, 100, (0.7222, 0.8749)),
+])
+def test_wilson_matches_published_values(successes, n, expected):
+    np.testing.assert_allclose(wilson_interval(successes, n), expected, atol=5e-5)
+
+
+def test_wilson_without_data_is_the_whole_range():
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_binary_report_on_a_hand_made_example():
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    p_positive = np.array([0.1, 0.6, 0.4, 0.8, 0.3, 0.9])
+    report = binary_report(labels, p_positive)
+    # predicted 0 1 0 1 0 1: TN=2 FP=1 FN=1 TP=2
+    assert report["confusion"] == [[2, 1], [1, 2]]
+    assert report["accuracy"] == pytest.approx(4 / 6)
+    assert report["accuracy_ci95"] == pytest.approx(list(wilson_by_quadratic(4, 6)))
+    assert report["f1"] == pytest.approx(2 / 3)  # precision 2/3, recall 2/3
+    # Of the 9 (positive, negative) pairs, 7 have the positive scored higher.
+    assert report["auc"] == pytest.approx(7 / 9)
+    assert report["n_test"] == 6
+
+
+def test_threshold_is_inclusive_and_one_class_has_no_auc():
+    report = binary_report(np.array([1, 1]), np.array([0.5, 0.49]))
+    assert report["confusion"] == [[0, 0], [1, 1]]
+    assert report["auc"] is None
+
+
+def test_roc_points_run_from_the_origin_to_the_corner():
+    roc = roc_points(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8]))
+    assert (roc["fpr"][0], roc["tpr"][0]) == (0.0, 0.0)
+    assert (roc["fpr"][-1], roc["tpr"][-1]) == (1.0, 1.0)
+    assert roc["threshold"].max() <= 1.0  # sklearn's first threshold is inf: capped for plots
