@@ -11,7 +11,7 @@ import time
 import pytest
 
 from tests.e2e import commit_all, copy_repository, run, set_params
-from tests.synthetic import write_labels_csv
+from tests.synthetic import write_keypoints_source, write_labels_csv
 
 pytestmark = pytest.mark.e2e
 
@@ -23,6 +23,8 @@ TINY = {
     "backbones.vgg16.weights": "none",
     "backbones.mobilenet_v2.weights": "none",
     "train.epochs": 2,
+    "prepare.keypoints.input_size": 32,
+    "train_keypoints.epochs": 2,
 }
 
 
@@ -35,9 +37,12 @@ def ran(output: str) -> set[str]:
 def repo(tmp_path_factory):
     data = tmp_path_factory.mktemp("data")
     csv = write_labels_csv(data, per_class=24, people=12)
+    keypoints = write_keypoints_source(data / "keypoints")
     repo = copy_repository(tmp_path_factory.mktemp("repo"))
     set_params(repo, TINY | {"data.gender.source": str(csv),
-                             "data.gender.images": str(data / "images")})
+                             "data.gender.images": str(data / "images"),
+                             "data.keypoints.csv": str(keypoints),
+                             "data.keypoints.images": str(keypoints.parent / "images")})
     commit_all(repo, "tiny params")
     result = run(["dvc", "repro"], repo)
     assert {"download_gender", "prepare_gender", "features_gender", "train_gender",

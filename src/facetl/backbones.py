@@ -17,6 +17,8 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from facetl.dlib_face import dlib_face_network
+from facetl.dlib_models import PACKAGED
 from facetl.errors import FacetlError
 from facetl.precision import POLICY
 
@@ -33,6 +35,7 @@ class BackboneSpec:
     min_size: int
     prefers_bf16_on_cpu: bool  # measured: bf16 is slower than fp32 for depthwise nets on CPU
     head_blocks: int = 1  # Conv512+Pool blocks in the chapter's head (two for ResNet50)
+    pretrained: str = "imagenet"  # the `weights` value that selects the published weights
 
 
 A = keras.applications
@@ -44,6 +47,9 @@ REGISTRY: dict[str, BackboneSpec] = {
     "mobilenet_v2": BackboneSpec(A.MobileNetV2, "tf", 32, False),
     "efficientnet_b0": BackboneSpec(A.EfficientNetB0, "raw", 32, False),
     "convnext_tiny": BackboneSpec(A.ConvNeXtTiny, "raw", 32, True),
+    # Not Keras: dlib's face descriptor behind a Keras layer; 128-D vectors, so no conv blocks.
+    "dlib_face": BackboneSpec(dlib_face_network, "raw", 150, False, head_blocks=0,
+                              pretrained=PACKAGED),
 }
 
 
@@ -95,14 +101,14 @@ def resolve_weights(name: str, weights: str, preprocess: str | None) -> tuple[st
     """Keras' `weights` argument and the preprocessing mode for a backbone's settings."""
     spec = get_spec(name)
     weights = str(weights)
-    if weights == "imagenet":
-        return "imagenet", preprocess or spec.preprocess
+    if weights == spec.pretrained:
+        return weights, preprocess or spec.preprocess
     if weights in ("none", "None", ""):
         return None, preprocess or spec.preprocess
     if not Path(weights).is_file():
         raise FacetlError(
-            f"backbones.{name}.weights: no such file {weights!r}; use `imagenet`, `none` "
-            "or the path of a weights file (.h5)"
+            f"backbones.{name}.weights: no such file {weights!r}; use `{spec.pretrained}`, "
+            "`none` or the path of a weights file"
         )
     return weights, preprocess or declared_preprocess(weights) or spec.preprocess
 
@@ -111,6 +117,8 @@ def _construct(name: str, weights: str | None, input_size: int) -> keras.Model:
     try:
         return get_spec(name).constructor(include_top=False, weights=weights,
                                           input_shape=(input_size, input_size, 3))
+    except FacetlError:
+        raise
     except Exception as exc:
         if weights == "imagenet" and ("URL fetch failure" in str(exc) or "urlopen" in str(exc)):
             raise FacetlError(

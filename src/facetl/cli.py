@@ -11,7 +11,7 @@ from typing import Any
 
 from facetl.errors import FacetlError
 
-PREDICTORS = {"gender": "predict_gender"}
+PREDICTORS = {"gender": "predict_gender", "keypoints": "predict_keypoints"}
 
 
 def run_stage(stage: Callable[[str, dict[str, Any]], None]) -> None:
@@ -30,7 +30,16 @@ def run_stage(stage: Callable[[str, dict[str, Any]], None]) -> None:
 def predict_command(args: argparse.Namespace) -> None:
     from facetl import predict
 
-    results = getattr(predict, PREDICTORS[args.task])(args.images, Path(args.models))
+    tasks = list(PREDICTORS) if args.task == "all" else [args.task]
+    if args.overlay and "keypoints" not in tasks:
+        raise FacetlError("--overlay draws keypoints: use it with --task keypoints (or all)")
+    results: list[dict] = [{} for _ in args.images]  # one merged dict per image
+    for task in tasks:
+        predicted = getattr(predict, PREDICTORS[task])(args.images, Path(args.models))
+        for merged, result in zip(results, predicted, strict=True):
+            merged.update(result)
+    if args.overlay:
+        predict.write_overlays(results, Path(args.overlay))
     if args.json:
         print(json.dumps(results, indent=2))
     else:
@@ -38,15 +47,27 @@ def predict_command(args: argparse.Namespace) -> None:
             print(" ".join(f"{key}={value}" for key, value in result.items()))
 
 
+def report_command(args: argparse.Namespace) -> None:
+    from facetl.report import build_report
+
+    table = build_report(Path("."), Path(args.out))
+    print(f"wrote {args.out}/comparison.md ({len(table)} rows)")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="facetl", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     predict = commands.add_parser("predict", help="run the trained models on image files")
     predict.add_argument("images", nargs="+", metavar="IMAGE")
-    predict.add_argument("--task", choices=sorted(PREDICTORS), default="gender")
+    predict.add_argument("--task", choices=[*sorted(PREDICTORS), "all"], default="gender")
+    predict.add_argument("--overlay", metavar="DIR",
+                         help="also write each image with its predicted keypoints drawn")
     predict.add_argument("--json", action="store_true", help="print JSON")
     predict.add_argument("--models", default="models", help="folder of trained models")
     predict.set_defaults(func=predict_command)
+    report = commands.add_parser("report", help="compare the workspace and DVC experiments")
+    report.add_argument("--out", default="reports", help="folder for comparison.md and plots")
+    report.set_defaults(func=report_command)
     args = parser.parse_args(argv)
     try:
         args.func(args)

@@ -114,13 +114,15 @@ def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _holds(file: Path, digest: str) -> bool:
+    """Whether `file` exists with exactly the content of `digest` (not truncated, not rotted)."""
+    return file.is_file() and sha256_of(file.read_bytes()) == digest
+
+
 def _reusable(previous: dict[str, dict], source: str, out_dir: Path) -> dict | None:
     """A previous `ok` row whose file still exists with the same content."""
     row = previous.get(source)
-    if row is None:
-        return None
-    file = out_dir / str(row["file"])
-    if file.is_file() and sha256_of(file.read_bytes()) == row["sha256"]:
+    if row is not None and _holds(out_dir / str(row["file"]), row["sha256"]):
         return row
     return None
 
@@ -137,7 +139,7 @@ def fetch_row(source: str, out_dir: Path, policy: FetchPolicy) -> dict:
                 "detail": str(exc)}
     digest = sha256_of(data)
     name = f"images/{digest}.{image_format(data)}"
-    if not (out_dir / name).is_file():
+    if not _holds(out_dir / name, digest):
         write_bytes(out_dir / name, data)
     return {"status": "ok", "bytes": len(data), "sha256": digest, "file": name, "detail": ""}
 
@@ -166,6 +168,7 @@ def download(rows: pd.DataFrame, out_dir: Path, policy: FetchPolicy, workers: in
         results = list(tqdm(pool.map(one, rows["source"]), total=len(rows), desc="download",
                             unit="img"))
     manifest = pd.concat([rows.reset_index(drop=True), pd.DataFrame(results)], axis=1)
-    manifest = manifest[MANIFEST_COLUMNS]
+    # A task's own columns (e.g. keypoint coordinates) ride along after the standard ones.
+    manifest = manifest[MANIFEST_COLUMNS + [c for c in rows if c not in MANIFEST_COLUMNS]]
     write_csv(out_dir / "manifest.csv", manifest)
     return manifest

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import keras
@@ -19,6 +20,7 @@ from facetl.backbones import build_extractor, get_spec, load_model
 from facetl.download import FetchPolicy, download, fetch_text
 from facetl.features import extract_to_npy
 from facetl.heads import chapter_head
+from facetl.keypoint_source import keypoint_rows
 from facetl.metrics import binary_report, roc_points
 from facetl.params import lookup
 from facetl.plots import confusion_plot, image_grid, roc_plot, training_curves
@@ -29,11 +31,21 @@ from facetl.splits import holdout_mask
 from facetl.training import feature_max, fit
 
 
+def keypoint_stages() -> ModuleType:
+    """The keypoints task's own stage bodies (imported late: they build on this module)."""
+    from facetl import keypoints
+
+    return keypoints
+
+
 def download_stage(task: str, params: dict[str, Any]) -> None:
     cfg = lookup(params, "download")
     policy = FetchPolicy(timeout_s=cfg["timeout_s"], retries=cfg["retries"],
                          backoff_s=cfg["backoff_s"], max_bytes=int(cfg["max_mb"] * 2**20))
-    rows = load_rows(lookup(params, f"data.{task}"), lambda url: fetch_text(url, policy))
+    if task == "keypoints":
+        rows = keypoint_rows(lookup(params, "data.keypoints"), paths.raw_dir(task))
+    else:
+        rows = load_rows(lookup(params, f"data.{task}"), lambda url: fetch_text(url, policy))
     manifest = download(rows, paths.raw_dir(task), policy, cfg["workers"])
     counts = manifest["status"].value_counts().to_dict()
     print(f"download {task}: {len(manifest)} rows, statuses {counts}")
@@ -42,6 +54,8 @@ def download_stage(task: str, params: dict[str, Any]) -> None:
 
 
 def prepare_stage(task: str, params: dict[str, Any]) -> None:
+    if task == "keypoints":
+        return keypoint_stages().prepare_stage(params)
     cfg = lookup(params, f"prepare.{task}")
     manifest = pd.read_csv(paths.raw_dir(task) / "manifest.csv", dtype=str,
                            keep_default_na=False)
@@ -57,6 +71,7 @@ def features_stage(task: str, params: dict[str, Any]) -> None:
     cfg = lookup(params, "features")
     images = np.load(paths.prepared_dir(task) / "images.npy", mmap_mode="r")
     precision = resolve_precision(cfg["precision"], get_spec(name).prefers_bf16_on_cpu)
+    keras.utils.set_random_seed(lookup(params, "seed"))  # `weights: none` is reproducible too
     model = build_extractor(name, settings["weights"], images.shape[1],
                             settings.get("preprocess"), precision)
     seconds = extract_to_npy(model, images, paths.features_path(task, name), cfg["batch_size"],
@@ -79,14 +94,20 @@ def load_split(task: str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
 
 def carve_validation(index: pd.DataFrame, train: np.ndarray, fraction: float,
                      seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Validation rows come from the train split only (the chapter validated on its test set)."""
+    """Validation rows come from the train split only (the chapter validated on its test set).
+
+    Stratified by class where the task has classes, grouped by person where people are known.
+    """
     groups = index["group"].to_numpy()[train]
-    held = holdout_mask(index["label_index"].to_numpy()[train],
-                        groups if any(groups) else None, fraction, seed)
+    labels = (index["label_index"].to_numpy()[train] if "label_index" in index
+              else np.zeros(len(train), dtype=int))
+    held = holdout_mask(labels, groups if any(groups) else None, fraction, seed)
     return train[~held], train[held]
 
 
 def train_stage(task: str, params: dict[str, Any]) -> None:
+    if task == "keypoints":
+        return keypoint_stages().train_stage(params)
     name = lookup(params, "backbone")
     cfg = lookup(params, "train")
     seed = lookup(params, "seed")
@@ -101,11 +122,15 @@ def train_stage(task: str, params: dict[str, Any]) -> None:
     fit(head, features, targets, fit_rows, val_rows,
         cfg | {"loss": "binary_crossentropy", "metrics": ["accuracy"]}, seed, live_dir)
     training_curves(live_dir, paths.plots_dir(task) / "training.png")
-    save_models(task, name, head, params)
+    save_models(task, name, head,
+                {"classes": [str(c).lower() for c in lookup(params, f"data.{task}.classes")]})
 
 
-def save_models(task: str, name: str, head: keras.Model, params: dict[str, Any]) -> None:
-    """The head alone (for evaluation) and image -> prediction in one file (for inference)."""
+def save_models(task: str, name: str, head: keras.Model, meta: dict[str, Any]) -> None:
+    """The head alone (for evaluation) and image -> prediction in one file (for inference).
+
+    `model.json` beside them says what the outputs mean (`meta`: classes, point units...).
+    """
     extractor = load_model(paths.extractor_path(task, name))
     image = keras.Input(extractor.input_shape[1:], name="image")
     end_to_end = keras.Model(image, head(extractor(image)), name=f"{task}_{name}")
@@ -115,11 +140,12 @@ def save_models(task: str, name: str, head: keras.Model, params: dict[str, Any])
         end_to_end.save(tmp / "model.keras")
         (tmp / "model.json").write_text(json.dumps({
             "task": task, "backbone": name, "input_size": extractor.input_shape[1],
-            "classes": [str(c).lower() for c in lookup(params, f"data.{task}.classes")],
-        }, indent=2) + "\n")
+        } | meta, indent=2) + "\n")
 
 
 def evaluate_stage(task: str, params: dict[str, Any]) -> None:
+    if task == "keypoints":
+        return keypoint_stages().evaluate_stage(params)
     name = lookup(params, "backbone")
     out = paths.plots_dir(task)
     features = np.load(paths.features_path(task, name), mmap_mode="r")

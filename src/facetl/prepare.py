@@ -21,14 +21,21 @@ from facetl.images import ImageDecodeError, read_image, resize_square
 from facetl.splits import holdout_mask
 
 
-def decode_all(files: list[Path], size: int, out: np.ndarray, workers: int) -> list[str]:
-    """Decode and resize each file into `out[i]`; return an error message per file ("" if ok)."""
+def decode_all(files: list[Path], size: int, out: np.ndarray, workers: int,
+               shapes: np.ndarray | None = None) -> list[str]:
+    """Decode and resize each file into `out[i]`; return an error message per file ("" if ok).
+
+    `shapes[i]`, when given, receives the original (height, width): keypoints need it.
+    """
 
     def one(i: int) -> str:
         try:
-            out[i] = resize_square(read_image(files[i]), size)
+            image = read_image(files[i])
         except (ImageDecodeError, OSError) as exc:
             return f"{exc}"
+        out[i] = resize_square(image, size)
+        if shapes is not None:
+            shapes[i] = image.shape[:2]
         return ""
 
     with ThreadPoolExecutor(max_workers=workers) as pool:

@@ -7,6 +7,7 @@ Every source becomes the same frame: `source` (an http(s) URL or a local file pa
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,14 @@ def is_url(text: str) -> bool:
 
 def read_csv_table(text_or_path: str | Path | bytes, where: str) -> pd.DataFrame:
     """Read a CSV, turning pandas' parser errors into one message that names the file."""
+    source = io.BytesIO(text_or_path) if isinstance(text_or_path, bytes) else text_or_path
     try:
-        if isinstance(text_or_path, bytes):
-            return pd.read_csv(io.BytesIO(text_or_path), dtype=str, keep_default_na=False)
-        return pd.read_csv(text_or_path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        with warnings.catch_warnings():
+            # index_col=False: a first row wider than the header is an error, not an index.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            return pd.read_csv(source, dtype=str, keep_default_na=False, index_col=False)
+    except (pd.errors.ParserError, pd.errors.ParserWarning, pd.errors.EmptyDataError,
+            UnicodeDecodeError) as exc:
         raise FacetlError(f"{where}: not a readable CSV ({exc})") from exc
 
 

@@ -1,8 +1,9 @@
-"""Training a head on cached features, read from a memmap batch by batch."""
+"""Training on arrays read from a memmap batch by batch (cached features, or prepared images)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +17,14 @@ class FeatureBatches(keras.utils.PyDataset):
     """Batches of (features, targets) for `indices`, reshuffled every epoch when training.
 
     Reads rows from the (memory-mapped) feature array on demand, so the whole feature file
-    never has to fit in memory.
+    never has to fit in memory; `transform` (e.g. resizing images) applies to each batch read.
     """
 
     def __init__(self, features: np.ndarray, targets: np.ndarray, indices: np.ndarray,
-                 batch_size: int, shuffle: bool = False, seed: int = 0) -> None:
+                 batch_size: int, shuffle: bool = False, seed: int = 0,
+                 transform: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
         super().__init__()
-        self.features, self.targets = features, targets
+        self.features, self.targets, self.transform = features, targets, transform
         self.indices = np.array(indices)
         self.batch_size, self.shuffle = batch_size, shuffle
         self.rng = np.random.default_rng(seed)
@@ -33,7 +35,10 @@ class FeatureBatches(keras.utils.PyDataset):
 
     def __getitem__(self, batch: int):
         rows = np.sort(self.order[batch * self.batch_size:(batch + 1) * self.batch_size])
-        return np.asarray(self.features[rows], dtype="float32"), self.targets[rows]
+        inputs = self.features[rows]
+        if self.transform is not None:
+            inputs = self.transform(inputs)
+        return np.asarray(inputs, dtype="float32"), self.targets[rows]
 
     def on_epoch_end(self) -> None:
         self.order = self.rng.permutation(self.indices) if self.shuffle else self.indices
@@ -48,13 +53,14 @@ def feature_max(features: np.ndarray, indices: np.ndarray, chunk: int = 256) -> 
 
 
 def fit(model: keras.Model, features: np.ndarray, targets: np.ndarray, train_idx: np.ndarray,
-        val_idx: np.ndarray, cfg: dict[str, Any], seed: int, live_dir: Path):
+        val_idx: np.ndarray, cfg: dict[str, Any], seed: int, live_dir: Path,
+        transform: Callable[[np.ndarray], np.ndarray] | None = None):
     """Adam on the train rows, validation on the val rows, per-epoch curves through dvclive."""
     model.compile(optimizer=keras.optimizers.Adam(cfg["learning_rate"]), loss=cfg["loss"],
                   metrics=cfg.get("metrics", []))
     train = FeatureBatches(features, targets, train_idx, cfg["batch_size"], shuffle=True,
-                           seed=seed)
-    val = FeatureBatches(features, targets, val_idx, cfg["batch_size"])
+                           seed=seed, transform=transform)
+    val = FeatureBatches(features, targets, val_idx, cfg["batch_size"], transform=transform)
     live = Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None)
     return model.fit(train, validation_data=val, epochs=cfg["epochs"], verbose=2,
                      callbacks=[DVCLiveCallback(live=live)])

@@ -1,0 +1,54 @@
+"""Issue 5's prepare check: decode + resize on one core vs all cores, in one run.
+
+Uses the shared CelebA photos when present (`../shared`), else synthetic JPEGs.
+
+    PYTHONPATH=. python benchmarks/prepare_speed.py [--size 300] [--images 4000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from facetl.prepare import decode_all
+
+CELEBA = Path(__file__).resolve().parents[2] / "shared/data/gender_celeba/images"
+
+
+def photo_files(count: int, scratch: Path) -> list[Path]:
+    files = sorted(CELEBA.glob("*.jpg"))[:count] if CELEBA.is_dir() else []
+    if len(files) == count:
+        return files
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        buffer = io.BytesIO()
+        Image.fromarray(rng.integers(0, 256, (109, 89, 3), dtype=np.uint8)).save(buffer, "JPEG")
+        (scratch / f"{i}.jpg").write_bytes(buffer.getvalue())
+    return sorted(scratch.glob("*.jpg"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--size", type=int, default=300)
+    parser.add_argument("--images", type=int, default=4000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        files = photo_files(args.images, Path(tmp))
+        out = np.empty((len(files), args.size, args.size, 3), dtype=np.uint8)
+        for workers in sorted({1, os.cpu_count() or 1}) * args.repeats:
+            start = time.perf_counter()
+            decode_all(files, args.size, out, workers)
+            seconds = time.perf_counter() - start
+            print(f"workers={workers}: {len(files) / seconds:.0f} img/s", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""From the keypoint download manifest to images, points and a split grouped by person.
+
+Each image is resized to a square like the chapter, while its points stay in pixels of the
+original image beside its original width and height: the model learns x / width and
+y / height, and predictions map back to pixels of any input. With `flip`, mirrored copies of
+the train images are appended (left and right points swapped), so the feature stage extracts
+their features like any other image.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from numpy.lib.format import open_memmap
+
+from facetl.atomic import atomic_path, write_csv
+from facetl.errors import FacetlError
+from facetl.flip import POINTS, mirror_image, mirror_points
+from facetl.keypoint_source import COORDINATE_COLUMNS
+from facetl.prepare import decode_all
+from facetl.splits import holdout_mask
+
+INDEX_COLUMNS = ["file", "source", "row", "group", "split", "mirrored", "width", "height",
+                 *COORDINATE_COLUMNS]
+
+
+def pixel_points(index: pd.DataFrame) -> np.ndarray:
+    """(N, 68, 2) points in pixels of each original image."""
+    return index[COORDINATE_COLUMNS].to_numpy(dtype="float64").reshape(-1, POINTS, 2)
+
+
+def image_sizes(index: pd.DataFrame) -> np.ndarray:
+    """(N, 1, 2) width and height of each original image, shaped to scale point sets."""
+    return index[["width", "height"]].to_numpy(dtype="float64")[:, None, :]
+
+
+def normalised_targets(index: pd.DataFrame) -> np.ndarray:
+    """(N, 136) float32 x / width, y / height: what the head learns (the chapter's units)."""
+    return (pixel_points(index) / image_sizes(index)).reshape(len(index), -1).astype("float32")
+
+
+def mirrored_copies(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the mirrored images: points flipped in x and reordered left <-> right."""
+    mirrored = rows.copy()
+    points = mirror_points(pixel_points(rows), rows["width"].to_numpy())
+    mirrored[COORDINATE_COLUMNS] = points.reshape(len(rows), -1)
+    mirrored["mirrored"] = True
+    return mirrored
+
+
+def copy_images(staging: np.ndarray, index: pd.DataFrame, out: np.ndarray,
+                chunk: int = 256) -> None:
+    """out[i] = staging[index.staging[i]], flipped where index.mirrored[i]; chunked."""
+    for start in range(0, len(index), chunk):
+        part = index.iloc[start:start + chunk]
+        block = staging[part["staging"].to_numpy()]
+        flip = part["mirrored"].to_numpy(dtype=bool)
+        block[flip] = mirror_image(block[flip])
+        out[start:start + len(part)] = block
+
+
+def prepare_keypoints(manifest: pd.DataFrame, raw_dir: Path, out_dir: Path, input_size: int,
+                      test_size: float, seed: int, flip: bool = False) -> pd.DataFrame:
+    """Write `images.npy` (N, S, S, 3) uint8 and `index.csv` (points, sizes, split) to out_dir."""
+    ok = manifest[manifest["status"] == "ok"].drop_duplicates("sha256").reset_index(drop=True)
+    ok = ok.astype(dict.fromkeys(COORDINATE_COLUMNS, "float64")).copy()  # copy: one block
+    if ok.empty:
+        raise FacetlError(f"no keypoint image was fetched; see the statuses in "
+                          f"{raw_dir / 'manifest.csv'} and data.keypoints.images")
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        staging = open_memmap(tmp / "staging.npy", mode="w+", dtype=np.uint8,
+                              shape=(len(ok), input_size, input_size, 3))
+        shapes = np.zeros((len(ok), 2), dtype=int)
+        errors = decode_all([raw_dir / f for f in ok["file"]], input_size, staging,
+                            os.cpu_count() or 1, shapes)
+        for source, error in zip(ok["source"], errors, strict=True):
+            if error:
+                print(f"skipped {source}: cannot decode ({error})")
+        index = ok[[not e for e in errors]].reset_index(names="staging")
+        index["height"], index["width"] = shapes[index["staging"]].T
+        test = holdout_mask(np.zeros(len(index), dtype=int), index["group"].to_numpy(),
+                            test_size, seed)
+        index["split"] = np.where(test, "test", "train")
+        index["mirrored"] = False
+        if flip:
+            index = pd.concat([index, mirrored_copies(index[~test])], ignore_index=True)
+        images = open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8,
+                             shape=(len(index), input_size, input_size, 3))
+        copy_images(staging, index, images)
+        images.flush()
+        del images, staging
+        (tmp / "staging.npy").unlink()
+        write_csv(tmp / "index.csv", index[INDEX_COLUMNS])
+    return index[INDEX_COLUMNS]
