@@ -13,15 +13,8 @@ from facetl import activations
 from facetl.activations import activations_stage, layer_maps, pick_test_row, pick_test_rows
 from facetl.backbones import build_extractor
 from facetl.errors import FacetlError
-from facetl.pipeline import (
-    download_stage,
-    evaluate_stage,
-    features_stage,
-    prepare_stage,
-    train_stage,
-)
 from facetl.taps import conv_layer_paths, intermediate_model, resolve_conv_layer
-from tests.tiny_pipeline import tiny_params
+from tests.tiny_pipeline import UP_TO_EVALUATE, run_gender_stages, tiny_params
 
 
 @pytest.fixture(scope="module")
@@ -99,9 +92,7 @@ def pipeline_folder(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(folder)
         params = tiny_params(folder)
-        for stage in (download_stage, prepare_stage, features_stage, train_stage,
-                      evaluate_stage):
-            stage("gender", params)
+        run_gender_stages(params, UP_TO_EVALUATE)
     return folder, params
 
 

@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 
 from facetl.errors import FacetlError
-from facetl.pipeline import download_stage, prepare_stage
 from facetl.scratch import resize_batch, scenario_config, scratch_cnn, scratch_stage, subsample
-from tests.tiny_pipeline import tiny_params
+from tests.tiny_pipeline import UP_TO_PREPARE, run_gender_stages, tiny_params
 
 
 def conv_shapes(model) -> list[tuple[int, ...]]:
@@ -71,8 +70,7 @@ def test_scratch_stage_trains_scores_and_logs(tmp_path, monkeypatch):
                                     "scratch.common.dense": 8, "scratch.common.epochs": 2,
                                     "scratch.common.max_train_images": 30,
                                     "scratch.scenarios.small.input_size": 40})
-    download_stage("gender", params)
-    prepare_stage("gender", params)
+    run_gender_stages(params, UP_TO_PREPARE)
 
     scratch_stage("small", params)
     metrics = json.loads((tmp_path / "metrics/scratch_small.json").read_text())

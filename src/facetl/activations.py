@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from facetl import paths
+from facetl.atomic import atomic_path
 from facetl.backbones import load_model
 from facetl.errors import FacetlError
 from facetl.gradcam import gradcam, overlay
@@ -23,7 +24,7 @@ from facetl.params import lookup
 from facetl.pipeline import load_split
 from facetl.plots import image_grid
 from facetl.predict import load_task_model
-from facetl.taps import LayerPath, intermediate_model, resolve_conv_layer
+from facetl.taps import LayerPath, conv_layer_paths, intermediate_model, resolve_conv_layer
 
 
 def pick_test_row(index: pd.DataFrame, test: np.ndarray, choice: int | str) -> int:
@@ -130,6 +131,12 @@ def activations_stage(task: str, params: dict[str, Any]) -> None:
     index, _, test = load_split(task)
     extractor = load_model(paths.extractor_path(task, name))
     out = paths.plots_dir("activations")
-    layer_views(extractor, images, index, test, cfg, out)
-    gradcam_views(task, extractor, images, index, test, cfg, out)
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        if not conv_layer_paths(extractor):  # e.g. dlib_face: not a Keras network inside
+            (tmp / "NOTE.txt").write_text(f"{name} has no Keras convolution layer to show.\n")
+            print(f"activations {task}: {name} has no convolution layers; nothing to show")
+            return
+        layer_views(extractor, images, index, test, cfg, tmp)
+        gradcam_views(task, extractor, images, index, test, cfg, tmp)
     print(f"activations {task}: {name}'s layers and Grad-CAM written to {out}/")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,11 +21,14 @@ def run_stage(stage: Callable[[str, dict[str, Any]], None]) -> None:
 
     if len(sys.argv) != 2:
         sys.exit(f"usage: python {sys.argv[0]} TASK")
+    start = time.perf_counter()
     try:
         stage(sys.argv[1], load_params())
     except FacetlError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    # One parseable line per stage: benchmarks collect stage wall times from it.
+    print(f"stage-time {stage.__name__} {sys.argv[1]} {time.perf_counter() - start:.1f} s")
 
 
 def predict_command(args: argparse.Namespace) -> None:

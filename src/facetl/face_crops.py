@@ -26,19 +26,19 @@ from tqdm import tqdm
 from facetl.faces import FaceCrop, face_crop
 from facetl.images import ImageDecodeError, read_image
 
-FACE_COLUMNS = ["face", "faces", "box"]
+NOT_CROPPED = {"face": "", "faces": 0, "box": ""}  # rows the download did not get
 
 
-def crop_one(job: tuple[Path, Path, dict[str, Any]]) -> dict[str, Any]:
-    """Crop one photo to `out`, as PNG; a photo that no longer decodes is reported, not fatal."""
-    source, out, settings = job
+def crop_one(job: tuple[Path, Path, str, dict[str, Any]]) -> dict[str, Any]:
+    """Crop one photo to `out_dir/name` as PNG; a photo that no longer decodes is reported."""
+    source, out_dir, name, settings = job
     try:
         crop = face_crop(read_image(source), settings)
     except (ImageDecodeError, OSError) as exc:
         return {"status": getattr(exc, "status", "unreadable"), "detail": str(exc),
-                "face": "", "faces": 0, "box": ""}
-    Image.fromarray(crop.image).save(out, format="PNG")
-    return face_fields(crop)
+                "file": ""} | NOT_CROPPED
+    Image.fromarray(crop.image).save(out_dir / name, format="PNG")
+    return {"file": name} | face_fields(crop)
 
 
 def face_fields(crop: FaceCrop) -> dict[str, Any]:
@@ -58,32 +58,23 @@ def map_in_workers(function: Callable, jobs: list, workers: int) -> list:
 
 def crop_faces(manifest: pd.DataFrame, raw_dir: Path, out_dir: Path, settings: dict[str, Any],
                workers: int | None = None) -> pd.DataFrame:
-    """Write `out_dir/images/<sha256>.png` per usable photo; return the new manifest.
+    """Write `out_dir/images/<sha256>.png` per downloaded photo; return the new manifest.
 
     `out_dir` must exist (the caller writes it atomically). Each distinct photo is cropped
     once, however many rows list it.
     """
-    manifest = manifest.copy()
     ok = manifest["status"] == "ok"
-    if not settings["align"]:
-        manifest.loc[ok, "file"] = [os.path.relpath(raw_dir / f, out_dir)
-                                    for f in manifest.loc[ok, "file"]]
-        return manifest.assign(face=ok.map({True: "off", False: ""}), faces=0, box="")
-    (out_dir / "images").mkdir()
-    photos = manifest[ok].drop_duplicates("sha256")
-    crops = [f"images/{digest}.png" for digest in photos["sha256"]]
-    jobs = [(raw_dir / file, out_dir / crop, settings)
-            for file, crop in zip(photos["file"], crops, strict=True)]
-    results = pd.DataFrame(map_in_workers(crop_one, jobs, workers or os.cpu_count() or 1),
-                           index=photos["sha256"])
-    results["file"] = crops
-    results.loc[results["face"] == "", "file"] = ""
-    by_photo = results.reindex(manifest["sha256"].where(ok))
-    for column in ["file", *FACE_COLUMNS]:
-        manifest[column] = by_photo[column].to_numpy() if column in by_photo else ""
-        manifest.loc[~ok, column] = 0 if column == "faces" else ""
-    for column in ("status", "detail"):
-        if column in by_photo:
-            failed = ok.to_numpy() & by_photo[column].notna().to_numpy()
-            manifest.loc[failed, column] = by_photo[column].to_numpy()[failed]
-    return manifest
+    if settings["align"]:
+        (out_dir / "images").mkdir()
+        photos = manifest[ok].drop_duplicates("sha256")
+        jobs = [(raw_dir / file, out_dir, f"images/{digest}.png", settings)
+                for file, digest in zip(photos["file"], photos["sha256"], strict=True)]
+        results = map_in_workers(crop_one, jobs, workers or os.cpu_count() or 1)
+        by_photo = dict(zip(photos["sha256"], results, strict=True))
+    else:
+        by_photo = {row.sha256: {"file": os.path.relpath(raw_dir / row.file, out_dir),
+                                 "face": "off", "faces": 0, "box": ""}
+                    for row in manifest[ok].itertuples()}
+    rows = [row | (by_photo[row["sha256"]] if row["status"] == "ok" else NOT_CROPPED)
+            for row in manifest.to_dict("records")]
+    return pd.DataFrame(rows, columns=[*manifest.columns, *NOT_CROPPED])

@@ -36,8 +36,11 @@ class FaceCrop:
 
 def check_settings(settings: dict[str, Any]) -> dict[str, Any]:
     """The `faces` params, validated: a wrong value is an error naming it."""
-    if not isinstance(settings.get("align"), bool):
-        raise FacetlError(f"faces.align must be true or false, got {settings.get('align')!r}")
+    missing = sorted({"align", "upsample", "fallback", "size", "margin"} - settings.keys())
+    if missing:
+        raise FacetlError(f"params.yaml: `faces` lacks {missing}; see the README's front end")
+    if not isinstance(settings["align"], bool):
+        raise FacetlError(f"faces.align must be true or false, got {settings['align']!r}")
     if settings["fallback"] not in FALLBACKS:
         raise FacetlError(f"faces.fallback must be one of {FALLBACKS}, "
                           f"got {settings['fallback']!r}")

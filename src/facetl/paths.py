@@ -9,6 +9,11 @@ def raw_dir(task: str) -> Path:
     return Path("data/raw") / task
 
 
+def faces_dir(task: str) -> Path:
+    """Aligned face crops and their manifest (or, alignment off, a manifest of the photos)."""
+    return Path("data/faces") / task
+
+
 def prepared_dir(task: str) -> Path:
     return Path("data/prepared") / task
 

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -18,12 +19,17 @@ from facetl import paths
 from facetl.atomic import atomic_path, write_csv, write_json
 from facetl.backbones import build_extractor, get_spec, load_model
 from facetl.download import FetchPolicy, download, fetch_text
+from facetl.errors import FacetlError
+from facetl.face_crops import crop_faces
+from facetl.faces import check_settings
 from facetl.features import extract_to_npy
 from facetl.heads import chapter_head
+from facetl.images import read_image, resize_square
 from facetl.keypoint_source import keypoint_rows
+from facetl.linear_head import HEAD_TYPES, fit_linear_head, log_cv_curve
 from facetl.metrics import binary_report, roc_points
 from facetl.params import lookup
-from facetl.plots import confusion_plot, image_grid, roc_plot, training_curves
+from facetl.plots import confusion_plot, cv_curve_plot, image_grid, roc_plot, training_curves
 from facetl.precision import resolve_precision
 from facetl.prepare import prepare
 from facetl.sources import load_rows
@@ -53,14 +59,48 @@ def download_stage(task: str, params: dict[str, Any]) -> None:
         print(f"  e.g. {row.source}: {row.status} {row.detail}")
 
 
+def faces_stage(task: str, params: dict[str, Any]) -> None:
+    """Aligned face crops (or, with `faces.align: false`, the photos as they are) + manifest."""
+    settings = check_settings(lookup(params, "faces"))
+    manifest = pd.read_csv(paths.raw_dir(task) / "manifest.csv", dtype=str,
+                           keep_default_na=False)
+    start = time.perf_counter()
+    with atomic_path(paths.faces_dir(task)) as tmp:  # beside the final folder: same depth
+        tmp.mkdir()
+        faces = crop_faces(manifest, paths.raw_dir(task), tmp, settings)
+        write_csv(tmp / "manifest.csv", faces)
+    seconds = time.perf_counter() - start
+    photos = faces[faces["status"] == "ok"].drop_duplicates("sha256")
+    counts = {status: int((photos["face"] == status).sum())
+              for status in ("found", "fallback", "none", "off")}
+
+    def rate(count: int) -> float | None:  # share of the photos; none when detection was off
+        return round(count / max(1, len(photos)), 4) if settings["align"] else None
+
+    write_json(paths.metrics_path(f"faces_{task}"), counts | {
+        "align": settings["align"], "photos": len(photos), "seconds": round(seconds, 2),
+        "detection_rate": rate(counts["found"]),
+        "face_rate": rate(counts["found"] + counts["fallback"])})
+    face_gallery(task, photos, paths.plots_dir(task) / "faces.png")
+    print(f"faces {task}: {counts} of {len(photos)} photos in {seconds:.1f} s")
+
+
+def face_gallery(task: str, photos: pd.DataFrame, path: Path, per_status: int = 6) -> None:
+    """A few crops of each status: how the front end framed the photos."""
+    shown = photos.groupby("face", sort=True).head(per_status)
+    images = [resize_square(read_image(paths.faces_dir(task) / f), 96) for f in shown["file"]]
+    titles = [f"{row.face} ({row.faces} seen)" for row in shown.itertuples()]
+    image_grid(images, titles, path, columns=per_status, suptitle="face front end: crops")
+
+
 def prepare_stage(task: str, params: dict[str, Any]) -> None:
     if task == "keypoints":
         return keypoint_stages().prepare_stage(params)
     cfg = lookup(params, f"prepare.{task}")
-    manifest = pd.read_csv(paths.raw_dir(task) / "manifest.csv", dtype=str,
+    manifest = pd.read_csv(paths.faces_dir(task) / "manifest.csv", dtype=str,
                            keep_default_na=False)
     classes = [str(c).lower() for c in lookup(params, f"data.{task}.classes")]
-    index = prepare(manifest, paths.raw_dir(task), paths.prepared_dir(task), classes,
+    index = prepare(manifest, paths.faces_dir(task), paths.prepared_dir(task), classes,
                     cfg["input_size"], cfg["test_size"], lookup(params, "seed"), cfg["balance"])
     print(f"prepare {task}: {index.groupby(['split', 'label']).size().to_dict()}")
 
@@ -110,20 +150,33 @@ def train_stage(task: str, params: dict[str, Any]) -> None:
         return keypoint_stages().train_stage(params)
     name = lookup(params, "backbone")
     cfg = lookup(params, "train")
+    head_cfg = lookup(params, "head")
+    if head_cfg["type"] not in HEAD_TYPES:
+        raise FacetlError(f"head.type must be one of {HEAD_TYPES}, got {head_cfg['type']!r}")
     seed = lookup(params, "seed")
     keras.utils.set_random_seed(seed)
     features = np.load(paths.features_path(task, name), mmap_mode="r")
     index, train, _ = load_split(task)
-    fit_rows, val_rows = carve_validation(index, train, cfg["val_size"], seed)
-    head = chapter_head(features.shape[1:], get_spec(name).head_blocks, 1, "sigmoid",
-                        feature_max(features, fit_rows), cfg["dropout"])
     targets = index["label_index"].to_numpy().astype("float32")
     live_dir = paths.plots_dir(task) / "training"
-    fit(head, features, targets, fit_rows, val_rows,
-        cfg | {"loss": "binary_crossentropy", "metrics": ["accuracy"]}, seed, live_dir)
-    training_curves(live_dir, paths.plots_dir(task) / "training.png")
-    save_models(task, name, head,
-                {"classes": [str(c).lower() for c in lookup(params, f"data.{task}.classes")]})
+    if head_cfg["type"] == "linear":  # C by cross-validation on the train split: no val carve
+        groups = index["group"].to_numpy()
+        fitted = fit_linear_head(features, targets.astype(int), train,
+                                 groups if any(groups) else None, head_cfg, seed)
+        log_cv_curve(fitted.cv, live_dir)
+        cv_curve_plot(fitted.cv, fitted.c, paths.plots_dir(task) / "training.png")
+        head = fitted.head
+        print(f"train {task}: linear head, C={fitted.c:g} by {head_cfg['folds']}-fold CV")
+    else:
+        fit_rows, val_rows = carve_validation(index, train, cfg["val_size"], seed)
+        head = chapter_head(features.shape[1:], get_spec(name).head_blocks, 1, "sigmoid",
+                            feature_max(features, fit_rows), cfg["dropout"])
+        fit(head, features, targets, fit_rows, val_rows,
+            cfg | {"loss": "binary_crossentropy", "metrics": ["accuracy"]}, seed, live_dir)
+        training_curves(live_dir, paths.plots_dir(task) / "training.png")
+    save_models(task, name, head, {
+        "classes": [str(c).lower() for c in lookup(params, f"data.{task}.classes")],
+        "head": head_cfg["type"], "faces": lookup(params, "faces")})
 
 
 def save_models(task: str, name: str, head: keras.Model, meta: dict[str, Any]) -> None:

@@ -71,3 +71,15 @@ def confusion_plot(matrix: list[list[int]], classes: list[str], path: Path) -> N
     ax.set(xticks=range(len(classes)), yticks=range(len(classes)), xticklabels=classes,
            yticklabels=classes, xlabel="predicted", ylabel="actual", title="confusion (test)")
     save_figure(fig, path)
+
+
+def cv_curve_plot(cv: pd.DataFrame, chosen: float, path: Path) -> None:
+    """The linear head's cross-validation: loss and accuracy per C, train and validation folds."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    for ax, name in zip(axes, ("loss", "accuracy"), strict=True):
+        ax.plot(cv["C"], cv[f"train_{name}"], marker="o", label="train folds")
+        ax.plot(cv["C"], cv[f"val_{name}"], marker="o", label="validation folds")
+        ax.axvline(chosen, color="grey", linestyle="--", label=f"chosen C={chosen:g}")
+        ax.set(xscale="log", xlabel="C (inverse regularisation)", title=name)
+        ax.legend()
+    save_figure(fig, path)

@@ -10,6 +10,7 @@ import numpy as np
 
 from facetl.backbones import load_model
 from facetl.errors import FacetlError
+from facetl.faces import face_crop
 from facetl.images import ImageDecodeError, read_image, resize_square
 
 MODELS_ROOT = Path("models")
@@ -49,12 +50,20 @@ def load_images(files: list[str], size: int,
 
 
 def predict_gender(files: list[str], models_root: Path = MODELS_ROOT) -> list[dict]:
+    """Each photo through the face front end the model was trained behind, then the model.
+
+    `face` says what the front end did: found (dlib), fallback (cascade), none (whole photo),
+    or off (trained without alignment); `faces` is how many faces it saw.
+    """
     model, meta = load_task_model("gender", models_root)
-    p_positive = model.predict(load_images(files, meta["input_size"]), verbose=0)[:, 0]
+    crops = [face_crop(read_input(file), meta.get("faces", {"align": False}))
+             for file in files]
+    batch = np.stack([resize_square(crop.image, meta["input_size"]) for crop in crops])
+    p_positive = model.predict(batch, verbose=0)[:, 0]
     negative, positive = meta["classes"]
     return [{"image": file, "gender": positive if p >= 0.5 else negative,
-             f"p_{positive}": round(float(p), 5)} for file, p in zip(files, p_positive,
-                                                                      strict=True)]
+             f"p_{positive}": round(float(p), 5), "face": crop.status, "faces": crop.faces}
+            for file, p, crop in zip(files, p_positive, crops, strict=True)]
 
 
 def predict_keypoints(files: list[str], models_root: Path = MODELS_ROOT) -> list[dict]:

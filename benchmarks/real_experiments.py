@@ -1,0 +1,119 @@
+"""The figures of the issues, measured: the real pipeline on the shared data, as DVC experiments.
+
+Creates (or reuses) a workspace: a copy of this repository whose params point at `../shared`
+(CelebA subset for gender, the Udacity frames for keypoints, the two weight files), then runs
+each named experiment with `dvc exp run -n NAME -S ...` in order, printing one JSON line per
+experiment (metrics, which stages ran, each stage's wall time), and finally `facetl report`.
+
+    PYTHONPATH=. python benchmarks/real_experiments.py WORKSPACE [--only NAME ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import time
+from pathlib import Path
+
+from tests.e2e import REPO, commit_all, copy_repository, run, set_params
+
+SHARED = REPO.parent / "shared"
+CELEBA = SHARED / "data/gender_celeba"
+KEYPOINTS = SHARED / "data/keypoints"
+MOBILENET = SHARED / "weights/mobilenet_v2_torchvision_imagenet_notop.weights.h5"
+VGG16_HED = SHARED / "weights/vgg16_hed_bsds500_notop.weights.h5"
+
+BASELINE = {
+    "data.gender.source": str(CELEBA / "labels.csv"),
+    "data.gender.images": str(CELEBA / "images"),
+    "data.gender.path_column": "filename",
+    "data.gender.label_column": "gender",
+    "data.gender.group_column": "identity",
+    "data.gender.per_class": None,
+    "data.keypoints.csv": str(KEYPOINTS / "training_frames_keypoints.csv"),
+    "data.keypoints.images": str(KEYPOINTS / "images"),
+    "backbones.mobilenet_v2.preprocess": "torch",
+    # The 300 px scratch nets take hours on 2 cores: a subset and fewer epochs (README).
+    "scratch.scenarios.large.max_train_images": 256,
+    "scratch.scenarios.large.epochs": 2,
+    "scratch.scenarios.aggressive.max_train_images": 1024,
+    "scratch.scenarios.aggressive.epochs": 5,
+}
+MNV2 = {"backbone": "mobilenet_v2", "backbones.mobilenet_v2.weights": str(MOBILENET)}
+MNV2_NONE = {"backbone": "mobilenet_v2", "backbones.mobilenet_v2.weights": "none"}
+HED = {"backbone": "vgg16", "backbones.vgg16.weights": str(VGG16_HED)}
+VGG_NONE = {"backbone": "vgg16", "backbones.vgg16.weights": "none"}
+DLIB = {"backbone": "dlib_face"}
+# Every experiment sets all of these: `dvc exp run` leaves the last one's params in place.
+DEFAULTS = {"prepare.gender.input_size": 224, "faces.align": False, "head.type": "chapter",
+            "features.precision": "auto"}
+EXPERIMENTS = {
+    "mnv2-224": MNV2,
+    "hed-224": HED,
+    "vgg16none-224": VGG_NONE,
+    "mnv2-224-linear": MNV2 | {"head.type": "linear"},
+    "mnv2-224-align": MNV2 | {"faces.align": True},
+    "mnv2-224-align-linear": MNV2 | {"faces.align": True, "head.type": "linear"},
+    "dlib-align-linear": DLIB | {"faces.align": True, "head.type": "linear"},
+    "mnv2none-224": MNV2_NONE,
+    "mnv2-300": MNV2 | {"prepare.gender.input_size": 300},
+    "hed-300": HED | {"prepare.gender.input_size": 300},
+    "vgg16none-300": VGG_NONE | {"prepare.gender.input_size": 300},
+    "hed-224-fp32": HED | {"features.precision": "float32"},
+}
+
+
+def workspace(path: Path) -> Path:
+    if not (path / ".git").is_dir():
+        path.mkdir(parents=True)
+        copy_repository(path)
+        set_params(path, BASELINE)
+        commit_all(path, "real data")
+    return path
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def run_experiment(repo: Path, name: str, overrides: dict) -> dict:
+    settings = [f"{key}={json.dumps(value) if value is None else value}"
+                for key, value in (DEFAULTS | overrides).items()]
+    start = time.perf_counter()
+    result = run(["dvc", "exp", "run", "-n", name, *[a for s in settings for a in ("-S", s)]],
+                 repo)
+    output = result.stdout + result.stderr
+    gender, keypoints = read_json(repo / "metrics/gender.json"), read_json(
+        repo / "metrics/keypoints.json")
+    return {
+        "experiment": name, "seconds": round(time.perf_counter() - start),
+        "ran": re.findall(r"Running stage '([^']+)'", output),
+        "stage_seconds": {f"{m[0]} {m[1]}": float(m[2])
+                          for m in re.findall(r"stage-time (\S+) (\S+) ([\d.]+) s", output)},
+        "gender": {k: gender.get(k) for k in ("backbone", "accuracy", "accuracy_ci95", "auc",
+                                              "n_test")},
+        "keypoints": {k: keypoints.get(k) for k in ("nme", "pixel_error", "failure_rate",
+                                                    "baseline_nme", "val_mae_normalised",
+                                                    "n_test")},
+        "features": read_json(repo / "metrics/features_gender.json"),
+        "faces": read_json(repo / "metrics/faces_gender.json"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("workspace", type=Path)
+    parser.add_argument("--only", nargs="+", choices=list(EXPERIMENTS))
+    args = parser.parse_args()
+    if not CELEBA.is_dir():
+        raise SystemExit(f"needs the shared data beside the repository: {CELEBA} is missing")
+    repo = workspace(args.workspace)
+    for name in args.only or EXPERIMENTS:
+        print(json.dumps(run_experiment(repo, name, EXPERIMENTS[name])), flush=True)
+    run(["python", "-m", "facetl", "report"], repo)
+    print((repo / "reports/comparison.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""The face front end through the stage bodies: faces -> prepare -> dlib_face -> linear -> predict.
+
+Runs in a test folder as `dvc repro` would (tests/tiny_pipeline.py), on synthetic photos with
+no face in them (they must reach the end through the fallbacks) plus one real face.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from skimage import data
+
+from facetl import paths
+from facetl.pipeline import (
+    download_stage,
+    evaluate_stage,
+    faces_stage,
+    features_stage,
+    prepare_stage,
+    train_stage,
+)
+from facetl.predict import predict_gender
+from tests.tiny_pipeline import tiny_params
+
+OVERRIDES = {"faces.align": True, "backbone": "dlib_face", "head.type": "linear", "head.folds": 3,
+             "faces.size": 150, "prepare.gender.input_size": 150}
+
+
+def test_aligned_dlib_face_with_a_linear_head_end_to_end(tmp_path, monkeypatch):
+    params = tiny_params(tmp_path, OVERRIDES)
+    astronaut = tmp_path / "astronaut.png"
+    Image.fromarray(data.astronaut()).save(astronaut)
+    monkeypatch.chdir(tmp_path)
+    download_stage("gender", params)
+    faces_stage("gender", params)
+
+    manifest = pd.read_csv(paths.faces_dir("gender") / "manifest.csv", keep_default_na=False)
+    assert len(manifest) == 48 and set(manifest["face"]) <= {"found", "fallback", "none"}
+    counts = json.loads(paths.metrics_path("faces_gender").read_text())
+    assert counts["photos"] == 48 and counts["align"] is True
+    assert (tmp_path / "plots/gender/faces.png").stat().st_size > 1000
+
+    prepare_stage("gender", params)
+    images = np.load(paths.prepared_dir("gender") / "images.npy")
+    assert images.shape == (48, 150, 150, 3)
+    features_stage("gender", params)
+    assert np.load(paths.features_path("gender", "dlib_face")).shape == (48, 128)
+    train_stage("gender", params)
+    meta = json.loads((paths.model_dir("gender") / "model.json").read_text())
+    assert meta["head"] == "linear" and meta["faces"]["size"] == 150
+    assert (tmp_path / "plots/gender/training/plots/metrics/eval/loss.tsv").is_file()
+    evaluate_stage("gender", params)
+    assert json.loads(paths.metrics_path("gender").read_text())["backbone"] == "dlib_face"
+
+    synthetic = sorted((tmp_path / "source/images").iterdir())[0]
+    [face, faceless] = predict_gender([str(astronaut), str(synthetic)])
+    assert face["face"] == "found" and face["faces"] >= 1
+    assert faceless["face"] in ("fallback", "none")
+    assert 0 <= face["p_male"] <= 1 and face["gender"] in ("female", "male")
