@@ -149,34 +149,42 @@ def train_stage(task: str, params: dict[str, Any]) -> None:
     if task == "keypoints":
         return keypoint_stages().train_stage(params)
     name = lookup(params, "backbone")
-    cfg = lookup(params, "train")
     head_cfg = lookup(params, "head")
-    if head_cfg["type"] not in HEAD_TYPES:
-        raise FacetlError(f"head.type must be one of {HEAD_TYPES}, got {head_cfg['type']!r}")
     seed = lookup(params, "seed")
-    keras.utils.set_random_seed(seed)
     features = np.load(paths.features_path(task, name), mmap_mode="r")
     index, train, _ = load_split(task)
+    head = fit_classifier_head(name, features, index, train, params, seed,
+                               paths.plots_dir(task) / "training",
+                               paths.plots_dir(task) / "training.png")
+    save_models(task, name, head, {
+        "classes": [str(c).lower() for c in lookup(params, f"data.{task}.classes")],
+        "head": head_cfg["type"], "faces": lookup(params, "faces")})
+
+
+def fit_classifier_head(name: str, features: np.ndarray, index: pd.DataFrame, train: np.ndarray,
+                        params: dict[str, Any], seed: int, live_dir: Path,
+                        curves_png: Path) -> keras.Model:
+    """The head named by `head.type`, trained on the `train` rows only (seeded)."""
+    cfg, head_cfg = lookup(params, "train"), lookup(params, "head")
+    if head_cfg["type"] not in HEAD_TYPES:
+        raise FacetlError(f"head.type must be one of {HEAD_TYPES}, got {head_cfg['type']!r}")
+    keras.utils.set_random_seed(seed)
     targets = index["label_index"].to_numpy().astype("float32")
-    live_dir = paths.plots_dir(task) / "training"
     if head_cfg["type"] == "linear":  # C by cross-validation on the train split: no val carve
         groups = index["group"].to_numpy()
         fitted = fit_linear_head(features, targets.astype(int), train,
                                  groups if any(groups) else None, head_cfg, seed)
         log_cv_curve(fitted.cv, live_dir)
-        cv_curve_plot(fitted.cv, fitted.c, paths.plots_dir(task) / "training.png")
-        head = fitted.head
-        print(f"train {task}: linear head, C={fitted.c:g} by {head_cfg['folds']}-fold CV")
-    else:
-        fit_rows, val_rows = carve_validation(index, train, cfg["val_size"], seed)
-        head = chapter_head(features.shape[1:], get_spec(name).head_blocks, 1, "sigmoid",
-                            feature_max(features, fit_rows), cfg["dropout"])
-        fit(head, features, targets, fit_rows, val_rows,
-            cfg | {"loss": "binary_crossentropy", "metrics": ["accuracy"]}, seed, live_dir)
-        training_curves(live_dir, paths.plots_dir(task) / "training.png")
-    save_models(task, name, head, {
-        "classes": [str(c).lower() for c in lookup(params, f"data.{task}.classes")],
-        "head": head_cfg["type"], "faces": lookup(params, "faces")})
+        cv_curve_plot(fitted.cv, fitted.c, curves_png)
+        print(f"linear head: C={fitted.c:g} by {head_cfg['folds']}-fold CV")
+        return fitted.head
+    fit_rows, val_rows = carve_validation(index, train, cfg["val_size"], seed)
+    head = chapter_head(features.shape[1:], get_spec(name).head_blocks, 1, "sigmoid",
+                        feature_max(features, fit_rows), cfg["dropout"])
+    fit(head, features, targets, fit_rows, val_rows,
+        cfg | {"loss": "binary_crossentropy", "metrics": ["accuracy"]}, seed, live_dir)
+    training_curves(live_dir, curves_png)
+    return head
 
 
 def save_models(task: str, name: str, head: keras.Model, meta: dict[str, Any]) -> None:

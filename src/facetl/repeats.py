@@ -1,0 +1,57 @@
+"""Repeated evaluation: the head retrained on K different grouped splits of the same features.
+
+One split of a few hundred photos swings by a couple of points between seeds; K splits give a
+mean and a spread. The cached features are reused, so only the head trains. Split 0 is the
+pipeline's own (its accuracy comes from `metrics/<task>.json`); split k uses seed + k.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from facetl import paths
+from facetl.atomic import write_json
+from facetl.errors import FacetlError
+from facetl.params import lookup
+from facetl.splits import holdout_mask
+
+
+def repeated_test_masks(index: pd.DataFrame, fraction: float, seed: int,
+                        repeats: int) -> list[np.ndarray]:
+    """Test masks for splits 1..K-1 (seeds seed+1...), grouped by person when known."""
+    labels = index["label_index"].to_numpy()
+    groups = index["group"].to_numpy()
+    groups = groups if any(groups) else None
+    return [holdout_mask(labels, groups, fraction, seed + k) for k in range(1, repeats)]
+
+
+def repeats_stage(task: str, params: dict[str, Any]) -> None:
+    from facetl.pipeline import fit_classifier_head
+
+    repeats, seed = lookup(params, "eval.repeats"), lookup(params, "seed")
+    if not isinstance(repeats, int) or repeats < 1:
+        raise FacetlError(f"eval.repeats must be a whole number >= 1, got {repeats!r}")
+    name = lookup(params, "backbone")
+    features = np.load(paths.features_path(task, name), mmap_mode="r")
+    index = pd.read_csv(paths.prepared_dir(task) / "index.csv", dtype={"group": str},
+                        keep_default_na=False)
+    values = [json.loads(paths.metrics_path(task).read_text())["accuracy"]]
+    masks = repeated_test_masks(index, lookup(params, f"prepare.{task}.test_size"), seed, repeats)
+    for k, test_mask in enumerate(masks, start=1):
+        train, test = np.flatnonzero(~test_mask), np.flatnonzero(test_mask)
+        with tempfile.TemporaryDirectory() as scratch:
+            head = fit_classifier_head(name, features, index, train, params, seed + k,
+                                       Path(scratch) / "live", Path(scratch) / "curves.png")
+        p = head.predict(np.asarray(features[test], dtype="float32"), verbose=0)[:, 0]
+        values.append(float(((p >= 0.5) == index["label_index"].to_numpy()[test]).mean()))
+        print(f"repeat {k}/{repeats - 1}: accuracy {values[-1]:.4f} on {len(test)} photos")
+    write_json(paths.metrics_path(f"{task}_repeats"), {
+        "repeats": repeats, "accuracy_mean": float(np.mean(values)),
+        "accuracy_std": float(np.std(values, ddof=1)) if repeats > 1 else 0.0,
+        "accuracy_values": values, "seeds": [seed + k for k in range(repeats)]})

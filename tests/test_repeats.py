@@ -1,0 +1,50 @@
+"""Repeated grouped splits for the gender head (issue 6's `eval.repeats`)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from facetl.errors import FacetlError
+from facetl.repeats import repeated_test_masks, repeats_stage
+from tests.tiny_pipeline import UP_TO_EVALUATE, run_gender_stages, tiny_params
+
+
+def people_index(people: int = 30, photos: int = 4) -> pd.DataFrame:
+    rows = [{"group": f"p{p}", "label_index": p % 2} for p in range(people) for _ in range(photos)]
+    return pd.DataFrame(rows)
+
+
+def test_each_repeat_is_a_grouped_split_and_repeats_differ():
+    index = people_index()
+    masks = repeated_test_masks(index, 0.2, seed=42, repeats=4)
+    assert len(masks) == 3  # split 0 is the pipeline's own
+    for mask in masks:
+        test_people = set(index["group"][mask])
+        train_people = set(index["group"][~mask])
+        assert test_people and not test_people & train_people
+        assert set(index["label_index"][mask]) == {0, 1}
+    assert len({tuple(np.flatnonzero(m)) for m in masks}) == 3
+
+
+def test_repeats_stage_retrains_the_head_on_each_split(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    params = tiny_params(tmp_path, {"head.type": "linear", "eval.repeats": 3})
+    run_gender_stages(params, UP_TO_EVALUATE)
+    repeats_stage("gender", params)
+    result = json.loads((tmp_path / "metrics/gender_repeats.json").read_text())
+    main = json.loads((tmp_path / "metrics/gender.json").read_text())["accuracy"]
+    assert result["repeats"] == 3 and result["seeds"] == [42, 43, 44]
+    assert result["accuracy_values"][0] == main
+    assert len(result["accuracy_values"]) == 3
+    assert result["accuracy_mean"] == pytest.approx(np.mean(result["accuracy_values"]))
+
+
+def test_repeats_must_be_a_positive_count(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    params = tiny_params(tmp_path, {"eval.repeats": 0})
+    with pytest.raises(FacetlError, match="eval.repeats"):
+        repeats_stage("gender", params)
