@@ -8,7 +8,7 @@ import pytest
 
 from facetl.backbones import build_extractor
 from facetl.errors import FacetlError
-from facetl.features import extract_to_npy
+from facetl.features import extract_to_npy, replica_strategy
 
 N_IMAGES, BATCH = 10, 4  # batches of 4, 4 and a partial 2
 
@@ -95,3 +95,11 @@ def test_a_failure_half_way_leaves_no_output(tmp_path, model, images):
 def test_bad_options_are_errors(tmp_path, model, images, option, value, message):
     with pytest.raises(FacetlError, match=message):
         extract_to_npy(model, images, tmp_path / "f.npy", **{option: value})
+
+
+def test_replica_path_matches_the_compiled_path(tmp_path, model, images, direct):
+    """The multi-GPU path (Keras' batch predict under a strategy) gives the same features."""
+    strategy = replica_strategy(multi_gpu=True)  # no GPUs here: the default, one replica
+    assert strategy.num_replicas_in_sync == 1
+    extract_to_npy(model, images, tmp_path / "r.npy", batch_size=BATCH, distributed=True)
+    np.testing.assert_allclose(np.load(tmp_path / "r.npy"), direct, rtol=1e-5, atol=1e-5)

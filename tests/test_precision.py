@@ -11,7 +11,7 @@ from facetl.errors import FacetlError
 from facetl.precision import resolve_precision
 
 BF16_CPU = frozenset({"avx512f", "avx512_bf16"})
-AMX_CPU = frozenset({"avx512f", "amx_bf16"})
+AMX_CPU = frozenset({"avx512f", "avx512_bf16", "amx_bf16"})  # AMX CPUs have both
 OLD_CPU = frozenset({"sse4_2", "avx2"})
 
 
@@ -29,14 +29,16 @@ def hardware(monkeypatch):
 def test_unknown_precision_names_the_choices(hardware):
     hardware()
     with pytest.raises(FacetlError, match="auto.*float32.*bfloat16.*float16.*'half'"):
-        resolve_precision("half", True)
+        resolve_precision("half", "avx512_bf16")
 
 
 @pytest.mark.parametrize(("flags", "prefers", "expected"), [
-    (BF16_CPU, True, "bfloat16"),
-    (AMX_CPU, True, "bfloat16"),
-    (BF16_CPU, False, "float32"),  # e.g. MobileNetV2: slower in bf16 on CPU
-    (OLD_CPU, True, "float32"),
+    (BF16_CPU, "avx512_bf16", "bfloat16"),  # VGG: ~2x with AVX512-BF16 alone
+    (AMX_CPU, "avx512_bf16", "bfloat16"),
+    (AMX_CPU, "amx_bf16", "bfloat16"),  # ResNet50: faster only with AMX
+    (BF16_CPU, "amx_bf16", "float32"),
+    (BF16_CPU, None, "float32"),  # e.g. MobileNetV2: slower in bf16 on CPU
+    (OLD_CPU, "avx512_bf16", "float32"),
 ])
 def test_auto_on_cpu(hardware, flags, prefers, expected):
     hardware(flags)
@@ -51,7 +53,7 @@ def test_auto_on_cpu(hardware, flags, prefers, expected):
 ])
 def test_auto_on_gpu_whatever_the_backbone_prefers_on_cpu(hardware, gpu, expected):
     hardware(OLD_CPU, gpu)
-    assert resolve_precision("auto", False) == expected
+    assert resolve_precision("auto", None) == expected
 
 
 @pytest.mark.parametrize(("flags", "gpu", "requested"), [
@@ -64,7 +66,7 @@ def test_supported_requests_are_kept_silently(hardware, flags, gpu, requested):
     hardware(flags, gpu)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert resolve_precision(requested, False) == requested
+        assert resolve_precision(requested, None) == requested
 
 
 @pytest.mark.parametrize(("flags", "gpu", "requested"), [
@@ -76,6 +78,6 @@ def test_supported_requests_are_kept_silently(hardware, flags, gpu, requested):
 def test_unsupported_request_falls_back_with_one_warning(hardware, flags, gpu, requested):
     hardware(flags, gpu)
     with pytest.warns(UserWarning) as caught:
-        assert resolve_precision(requested, True) == "float32"
+        assert resolve_precision(requested, "avx512_bf16") == "float32"
     assert len(caught) == 1
     assert requested in str(caught[0].message) and "float32" in str(caught[0].message)

@@ -33,22 +33,22 @@ class BackboneSpec:
     constructor: Callable[..., keras.Model]
     preprocess: str  # what the ImageNet weights expect
     min_size: int
-    prefers_bf16_on_cpu: bool  # measured: bf16 is slower than fp32 for depthwise nets on CPU
+    bf16_wins_with: str | None  # CPU flag from which bf16 beats fp32 here (see precision.py)
     head_blocks: int = 1  # Conv512+Pool blocks in the chapter's head (two for ResNet50)
     pretrained: str = "imagenet"  # the `weights` value that selects the published weights
 
 
 A = keras.applications
 REGISTRY: dict[str, BackboneSpec] = {
-    "vgg16": BackboneSpec(A.VGG16, "caffe", 32, True),
-    "vgg19": BackboneSpec(A.VGG19, "caffe", 32, True),
-    "resnet50": BackboneSpec(A.ResNet50, "caffe", 32, True, head_blocks=2),
-    "inception_v3": BackboneSpec(A.InceptionV3, "tf", 75, True),
-    "mobilenet_v2": BackboneSpec(A.MobileNetV2, "tf", 32, False),
-    "efficientnet_b0": BackboneSpec(A.EfficientNetB0, "raw", 32, False),
-    "convnext_tiny": BackboneSpec(A.ConvNeXtTiny, "raw", 32, True),
+    "vgg16": BackboneSpec(A.VGG16, "caffe", 32, "avx512_bf16"),
+    "vgg19": BackboneSpec(A.VGG19, "caffe", 32, "avx512_bf16"),
+    "resnet50": BackboneSpec(A.ResNet50, "caffe", 32, "amx_bf16", head_blocks=2),
+    "inception_v3": BackboneSpec(A.InceptionV3, "tf", 75, "avx512_bf16"),
+    "mobilenet_v2": BackboneSpec(A.MobileNetV2, "tf", 32, None),
+    "efficientnet_b0": BackboneSpec(A.EfficientNetB0, "raw", 32, None),
+    "convnext_tiny": BackboneSpec(A.ConvNeXtTiny, "raw", 32, "amx_bf16"),
     # Not Keras: dlib's face descriptor behind a Keras layer; 128-D vectors, so no conv blocks.
-    "dlib_face": BackboneSpec(dlib_face_network, "raw", 150, False, head_blocks=0,
+    "dlib_face": BackboneSpec(dlib_face_network, "raw", 150, None, head_blocks=0,
                               pretrained=PACKAGED),
 }
 

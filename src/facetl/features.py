@@ -25,17 +25,29 @@ STORAGE = ("float32", "float16")
 
 def compiled_forward(model: keras.Model):
     """One traced graph per batch shape; `reduce_retracing` keeps the last, smaller batch cheap."""
-    return tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    graph = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    return lambda batch: graph(batch).numpy()
+
+
+def replica_strategy(multi_gpu: bool) -> tf.distribute.Strategy:
+    """MirroredStrategy over every GPU when asked for and more than one is seen; else default."""
+    if multi_gpu and len(tf.config.list_physical_devices("GPU")) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
 
 
 def extract_to_npy(model: keras.Model, images: np.ndarray, out_path: Path, batch_size: int = 32,
-                   storage: str = "float32") -> float:
-    """Write `model(images)` to `out_path` batch by batch; return the seconds it took."""
+                   storage: str = "float32", distributed: bool = False) -> float:
+    """Write `model(images)` to `out_path` batch by batch; return the seconds it took.
+
+    `distributed`: the model was built under a multi-replica strategy; Keras' own batch
+    predict then splits each batch across the replicas.
+    """
     if storage not in STORAGE:
         raise FacetlError(f"features.storage must be one of {STORAGE}, got {storage!r}")
     if batch_size < 1:
         raise FacetlError(f"features.batch_size must be at least 1, got {batch_size}")
-    forward = compiled_forward(model)
+    forward = model.predict_on_batch if distributed else compiled_forward(model)
     shape = (len(images), *model.output_shape[1:])
     starts = range(0, len(images), batch_size)
     start_time = time.perf_counter()
@@ -47,7 +59,7 @@ def extract_to_npy(model: keras.Model, images: np.ndarray, out_path: Path, batch
             batch = pending.result()
             if start + batch_size < len(images):
                 pending = reader.submit(read, start + batch_size)
-            out[start:start + len(batch)] = forward(batch).numpy()
+            out[start:start + len(batch)] = forward(batch)
         out.flush()
         del out
     return time.perf_counter() - start_time
