@@ -8,7 +8,7 @@ import pytest
 
 from facetl.backbones import build_extractor
 from facetl.errors import FacetlError
-from facetl.features import extract_to_npy, replica_strategy
+from facetl.features import NpyRows, extract_to_npy, replica_strategy
 
 N_IMAGES, BATCH = 10, 4  # batches of 4, 4 and a partial 2
 
@@ -103,3 +103,21 @@ def test_replica_path_matches_the_compiled_path(tmp_path, model, images, direct)
     assert strategy.num_replicas_in_sync == 1
     extract_to_npy(model, images, tmp_path / "r.npy", batch_size=BATCH, distributed=True)
     np.testing.assert_allclose(np.load(tmp_path / "r.npy"), direct, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "float16"])
+def test_npy_rows_reads_the_same_rows_as_numpy(tmp_path, dtype):
+    array = np.arange(7 * 3 * 2 * 2).reshape(7, 3, 2, 2).astype(dtype)
+    np.save(tmp_path / "a.npy", array)
+    with NpyRows(tmp_path / "a.npy") as rows:
+        assert len(rows) == 7 and rows.shape == array.shape
+        np.testing.assert_array_equal(rows[2:5], array[2:5])
+        np.testing.assert_array_equal(rows[5:100], array[5:])  # clipped like a slice
+        assert rows[7:9].shape == (0, 3, 2, 2)
+
+
+def test_extraction_from_npy_rows_equals_from_an_array(tmp_path, model, images, direct):
+    np.save(tmp_path / "images.npy", images)
+    with NpyRows(tmp_path / "images.npy") as rows:
+        extract_to_npy(model, rows, tmp_path / "f.npy", batch_size=BATCH)
+    np.testing.assert_array_equal(np.load(tmp_path / "f.npy"), direct)

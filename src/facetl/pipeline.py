@@ -22,7 +22,7 @@ from facetl.download import FetchPolicy, download, fetch_text
 from facetl.errors import FacetlError
 from facetl.face_crops import crop_faces
 from facetl.faces import check_settings
-from facetl.features import extract_to_npy, replica_strategy
+from facetl.features import NpyRows, extract_to_npy, replica_strategy
 from facetl.heads import chapter_head
 from facetl.images import read_image, resize_square
 from facetl.keypoint_source import keypoint_rows
@@ -109,15 +109,16 @@ def features_stage(task: str, params: dict[str, Any]) -> None:
     name = lookup(params, "backbone")
     settings = lookup(params, f"backbones.{name}")
     cfg = lookup(params, "features")
-    images = np.load(paths.prepared_dir(task) / "images.npy", mmap_mode="r")
     precision = resolve_precision(cfg["precision"], get_spec(name).bf16_wins_with)
     keras.utils.set_random_seed(lookup(params, "seed"))  # `weights: none` is reproducible too
     strategy = replica_strategy(cfg["multi_gpu"])
-    with strategy.scope():
-        model = build_extractor(name, settings["weights"], images.shape[1],
-                                settings.get("preprocess"), precision)
-    seconds = extract_to_npy(model, images, paths.features_path(task, name), cfg["batch_size"],
-                             cfg["storage"], distributed=strategy.num_replicas_in_sync > 1)
+    with NpyRows(paths.prepared_dir(task) / "images.npy") as images:
+        with strategy.scope():
+            model = build_extractor(name, settings["weights"], images.shape[1],
+                                    settings.get("preprocess"), precision)
+        seconds = extract_to_npy(model, images, paths.features_path(task, name),
+                                 cfg["batch_size"], cfg["storage"],
+                                 distributed=strategy.num_replicas_in_sync > 1)
     with atomic_path(paths.extractor_path(task, name)) as tmp:
         model.save(tmp)
     write_json(paths.metrics_path(f"features_{task}"), {
