@@ -5,7 +5,8 @@ Creates (or reuses) a workspace: a copy of this repository whose params point at
 each named experiment with `dvc exp run -n NAME -S ...` in order, printing one JSON line per
 experiment (metrics, which stages ran, each stage's wall time), and finally `facetl report`.
 
-    PYTHONPATH=. python benchmarks/real_experiments.py WORKSPACE [--only NAME ...]
+    PYTHONPATH=. python benchmarks/real_experiments.py WORKSPACE [--only NAME ...] \
+        [--targets STAGE ...]
 """
 
 from __future__ import annotations
@@ -79,12 +80,12 @@ def read_json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def run_experiment(repo: Path, name: str, overrides: dict) -> dict:
+def run_experiment(repo: Path, name: str, overrides: dict, targets: list[str]) -> dict:
     settings = [f"{key}={json.dumps(value) if value is None else value}"
                 for key, value in (DEFAULTS | overrides).items()]
     start = time.perf_counter()
-    result = run(["dvc", "exp", "run", "-n", name, *[a for s in settings for a in ("-S", s)]],
-                 repo)
+    result = run(["dvc", "exp", "run", "-n", name, *[a for s in settings for a in ("-S", s)],
+                  *targets], repo)
     output = result.stdout + result.stderr
     gender, keypoints = read_json(repo / "metrics/gender.json"), read_json(
         repo / "metrics/keypoints.json")
@@ -108,12 +109,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("workspace", type=Path)
     parser.add_argument("--only", nargs="+", choices=list(EXPERIMENTS))
+    parser.add_argument("--targets", nargs="+", default=[],
+                        help="stages to reproduce (with what they need); default: all")
     args = parser.parse_args()
     if not CELEBA.is_dir():
         raise SystemExit(f"needs the shared data beside the repository: {CELEBA} is missing")
     repo = workspace(args.workspace)
     for name in args.only or EXPERIMENTS:
-        print(json.dumps(run_experiment(repo, name, EXPERIMENTS[name])), flush=True)
+        print(json.dumps(run_experiment(repo, name, EXPERIMENTS[name], args.targets)),
+              flush=True)
     run(["python", "-m", "facetl", "report"], repo)
     print((repo / "reports/comparison.md").read_text())
 

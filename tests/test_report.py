@@ -32,7 +32,8 @@ def test_discordant_counts_ignore_photos_both_got_right_or_wrong():
     assert discordant_counts(a, b) == (2, 1)
 
 
-def write_run(root: Path, backbone: str, correct: list[bool], nme: float) -> None:
+def write_run(root: Path, backbone: str, correct: list[bool], nme: float,
+              crop_prefix: str = "") -> None:
     n = len(correct)
     accuracy = sum(correct) / n
     (root / "metrics").mkdir(exist_ok=True)
@@ -44,7 +45,8 @@ def write_run(root: Path, backbone: str, correct: list[bool], nme: float) -> Non
         "backbone": backbone, "accuracy": accuracy, "accuracy_ci95": [accuracy - 0.1, 1.0],
         "auc": 0.9, "n_test": n}))
     (root / "metrics/keypoints.json").write_text(json.dumps({"nme": nme, "failure_rate": 0.1}))
-    pd.DataFrame({"file": [f"{i}.jpg" for i in range(n)], "correct": correct}).to_csv(
+    pd.DataFrame({"file": [f"{crop_prefix}{i}.jpg" for i in range(n)],
+                  "source": [f"photos/{i}.jpg" for i in range(n)], "correct": correct}).to_csv(
         root / "plots/gender/predictions.csv", index=False)
 
 
@@ -70,9 +72,10 @@ def test_report_from_two_experiments_pairs_the_same_photos(tmp_path):
     table = build_report(tmp_path, tmp_path / "reports")
 
     by_model = table.set_index("model")
-    # the workspace holds exp-vgg's files: it is listed once
-    assert list(table["model"]) == ["vgg16 (imagenet)", "resnet50 (imagenet)",
-                                    "scratch CNN (small)"]
+    # the workspace holds exp-vgg's files: it is listed once, by the experiment's name
+    assert sorted(table["run"][:2]) == ["exp-resnet", "exp-vgg"]
+    assert sorted(table["model"]) == ["resnet50 (imagenet)", "scratch CNN (small)",
+                                      "vgg16 (imagenet)"]
     assert by_model.loc["resnet50 (imagenet)", "mcnemar_vs_best"] == "best"
     assert by_model.loc["vgg16 (imagenet)", "mcnemar_vs_best"] == "0.125 (6 vs 1)"
     assert by_model.loc["vgg16 (imagenet)", "nme"] == 0.07
@@ -89,3 +92,12 @@ def test_runs_on_different_test_photos_are_not_paired(tmp_path):
     write_run(tmp_path, "vgg16", [True] * 8 + [False] * 4, 0.07)
     table = build_report(tmp_path, tmp_path / "reports").set_index("model")
     assert table.loc["vgg16 (imagenet)", "mcnemar_vs_best"] == "n/a (different test photos)"
+
+
+def test_runs_on_aligned_crops_are_paired_by_their_source_photo(tmp_path):
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    write_run(tmp_path, "resnet50", [True] * 10, 0.05)
+    commit_as_experiment(tmp_path, "whole-photos")
+    write_run(tmp_path, "vgg16", [True] * 8 + [False] * 2, 0.07, crop_prefix="crop-")
+    table = build_report(tmp_path, tmp_path / "reports").set_index("model")
+    assert table.loc["vgg16 (imagenet)", "mcnemar_vs_best"] == "0.5 (2 vs 0)"

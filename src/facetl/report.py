@@ -109,8 +109,10 @@ def paired_test(best: Run, other: Run) -> str:
     """Exact McNemar p-value on the photos both runs were tested on, if they are the same."""
     if best.predictions is None or other.predictions is None:
         return "n/a (no per-image predictions)"
-    a = best.predictions.set_index("file")["correct"]
-    b = other.predictions.set_index("file")["correct"]
+    # The source photo, not the stored file: aligned crops of one photo have other names.
+    key = "source" if {"source"} <= set(best.predictions) & set(other.predictions) else "file"
+    a = best.predictions.set_index(key)["correct"]
+    b = other.predictions.set_index(key)["correct"]
     if set(a.index) != set(b.index):
         return "n/a (different test photos)"
     only_best, only_other = discordant_counts(a.to_numpy(), b.loc[a.index].to_numpy())
@@ -186,7 +188,8 @@ def accuracy_plot(table: pd.DataFrame, path: Path) -> None:
 
 def build_report(root: Path = Path("."), out_dir: Path = Path("reports")) -> pd.DataFrame:
     """Write `comparison.md`, `comparison.csv` and `accuracy.png` under out_dir."""
-    runs = unique_runs([r for r in [workspace_run(root)] if r] + experiment_runs(root))
+    # Experiments first: where the workspace repeats one, the row keeps the experiment's name.
+    runs = unique_runs(experiment_runs(root) + [r for r in [workspace_run(root)] if r])
     table = comparison_table(runs, root)
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / "comparison.md") as tmp:
