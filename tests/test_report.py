@@ -101,3 +101,16 @@ def test_runs_on_aligned_crops_are_paired_by_their_source_photo(tmp_path):
     write_run(tmp_path, "vgg16", [True] * 8 + [False] * 2, 0.07, crop_prefix="crop-")
     table = build_report(tmp_path, tmp_path / "reports").set_index("model")
     assert table.loc["vgg16 (imagenet)", "mcnemar_vs_best"] == "0.5 (2 vs 0)"
+
+
+def test_files_left_by_another_run_are_not_shown_as_this_runs(tmp_path):
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    write_run(tmp_path, "vgg16", [True] * 9 + [False], 0.07)
+    (tmp_path / "metrics/gender_repeats.json").write_text(json.dumps({
+        "repeats": 3, "accuracy_mean": 0.5, "accuracy_std": 0.1,
+        "accuracy_values": [0.4, 0.5, 0.6]}))  # split 0 is not this run's 0.9
+    keypoints = json.loads((tmp_path / "metrics/keypoints.json").read_text())
+    (tmp_path / "metrics/keypoints.json").write_text(json.dumps(keypoints | {
+        "backbone": "resnet50"}))
+    row = build_report(tmp_path, tmp_path / "reports").iloc[0]
+    assert row["repeats"] == "" and row["nme"] is None

@@ -124,8 +124,13 @@ def comparison_table(runs: list[Run], root: Path) -> pd.DataFrame:
     best = max(gender, key=lambda r: r.metrics["gender"]["accuracy"], default=None)
     rows = []
     for run in runs:
-        g, k = run.metrics.get("gender", {}), run.metrics.get("keypoints", {})
-        f, rep = run.metrics.get("features", {}), run.metrics.get("repeats", {})
+        g, k, f, rep = (run.metrics.get(key, {}) for key in ("gender", "keypoints", "features",
+                                                              "repeats"))
+        # `dvc exp run STAGE` commits files left by earlier runs too: skip what is not this run's.
+        if rep and rep["accuracy_values"][0] != g.get("accuracy"):  # split 0 is this run's own
+            rep = {}
+        if k.get("backbone") and g.get("backbone") and k["backbone"] != g["backbone"]:
+            k = {}
         rows.append({
             "run": run.name, "model": run.label,
             "input": run.params.get("prepare", {}).get("gender", {}).get("input_size"),
