@@ -42,11 +42,11 @@ A = keras.applications
 REGISTRY: dict[str, BackboneSpec] = {
     "vgg16": BackboneSpec(A.VGG16, "caffe", 32, "avx512_bf16"),
     "vgg19": BackboneSpec(A.VGG19, "caffe", 32, "avx512_bf16"),
-    "resnet50": BackboneSpec(A.ResNet50, "caffe", 32, "amx_bf16", head_blocks=2),
+    "resnet50": BackboneSpec(A.ResNet50, "caffe", 32, "avx512_bf16", head_blocks=2),
     "inception_v3": BackboneSpec(A.InceptionV3, "tf", 75, "avx512_bf16"),
     "mobilenet_v2": BackboneSpec(A.MobileNetV2, "tf", 32, None),
     "efficientnet_b0": BackboneSpec(A.EfficientNetB0, "raw", 32, None),
-    "convnext_tiny": BackboneSpec(A.ConvNeXtTiny, "raw", 32, "amx_bf16"),
+    "convnext_tiny": BackboneSpec(A.ConvNeXtTiny, "raw", 32, "amx_bf16"),  # not measured yet
     # Not Keras: dlib's face descriptor behind a Keras layer; 128-D vectors, so no conv blocks.
     "dlib_face": BackboneSpec(dlib_face_network, "raw", 150, None, head_blocks=0,
                               pretrained=PACKAGED),

@@ -1,9 +1,9 @@
 """Which float precision the backbone runs in, given what the hardware can do fast.
 
 bfloat16 pays off on recent GPUs, and on CPUs by how much bf16 hardware they have and how
-dense the network is: measured, VGG gains ~7x with AMX and ~2x with AVX512-BF16 alone,
-ResNet50 gains ~1.3x with AMX but loses (0.75x) with AVX512-BF16 alone, MobileNetV2 loses on
-both. So `auto` asks the registry which CPU flag a backbone needs before bf16 wins.
+dense the network is: measured, VGG16 gains ~7x with AMX and ~2.6x with AVX512-BF16 alone,
+ResNet50 ~1.3x with either, MobileNetV2 loses on both (0.77x). So `auto` asks the registry
+which CPU flag a backbone needs before bf16 wins (AMX only, for networks not measured yet).
 """
 
 from __future__ import annotations
