@@ -144,11 +144,15 @@ def fetch_row(source: str, out_dir: Path, policy: FetchPolicy) -> dict:
     return {"status": "ok", "bytes": len(data), "sha256": digest, "file": name, "detail": ""}
 
 
+def read_manifest(folder: Path) -> pd.DataFrame:
+    """A stage's manifest as text columns ("" for empty cells, never NaN)."""
+    return pd.read_csv(folder / "manifest.csv", dtype=str, keep_default_na=False)
+
+
 def previous_manifest(out_dir: Path) -> dict[str, dict]:
-    path = out_dir / "manifest.csv"
-    if not path.is_file():
+    if not (out_dir / "manifest.csv").is_file():
         return {}
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame = read_manifest(out_dir)
     ok = frame[frame["status"] == "ok"]
     return {row["source"]: row for row in ok.to_dict("records")}
 

@@ -17,6 +17,7 @@ import pandas as pd
 from facetl import paths
 from facetl.atomic import write_csv, write_json
 from facetl.backbones import get_spec, load_model
+from facetl.download import read_manifest
 from facetl.errors import FacetlError
 from facetl.flip import POINTS
 from facetl.heads import chapter_head
@@ -36,8 +37,7 @@ CED_THRESHOLDS = np.round(np.arange(0, 0.5001, 0.005), 4)
 
 def prepare_stage(params: dict[str, Any]) -> None:
     cfg = lookup(params, f"prepare.{TASK}")
-    manifest = pd.read_csv(paths.raw_dir(TASK) / "manifest.csv", dtype=str,
-                           keep_default_na=False)
+    manifest = read_manifest(paths.raw_dir(TASK))
     index = prepare_keypoints(manifest, paths.raw_dir(TASK), paths.prepared_dir(TASK),
                               cfg["input_size"], cfg["test_size"], lookup(params, "seed"),
                               bool(cfg["flip"]))

@@ -18,7 +18,7 @@ import pandas as pd
 from facetl import paths
 from facetl.atomic import atomic_path, write_csv, write_json
 from facetl.backbones import build_extractor, get_spec, load_model
-from facetl.download import FetchPolicy, download, fetch_text
+from facetl.download import FetchPolicy, download, fetch_text, read_manifest
 from facetl.errors import FacetlError
 from facetl.face_crops import crop_faces
 from facetl.faces import check_settings
@@ -62,8 +62,7 @@ def download_stage(task: str, params: dict[str, Any]) -> None:
 def faces_stage(task: str, params: dict[str, Any]) -> None:
     """Aligned face crops (or, with `faces.align: false`, the photos as they are) + manifest."""
     settings = check_settings(lookup(params, "faces"))
-    manifest = pd.read_csv(paths.raw_dir(task) / "manifest.csv", dtype=str,
-                           keep_default_na=False)
+    manifest = read_manifest(paths.raw_dir(task))
     start = time.perf_counter()
     with atomic_path(paths.faces_dir(task)) as tmp:  # beside the final folder: same depth
         tmp.mkdir()
@@ -97,8 +96,7 @@ def prepare_stage(task: str, params: dict[str, Any]) -> None:
     if task == "keypoints":
         return keypoint_stages().prepare_stage(params)
     cfg = lookup(params, f"prepare.{task}")
-    manifest = pd.read_csv(paths.faces_dir(task) / "manifest.csv", dtype=str,
-                           keep_default_na=False)
+    manifest = read_manifest(paths.faces_dir(task))
     classes = [str(c).lower() for c in lookup(params, f"data.{task}.classes")]
     index = prepare(manifest, paths.faces_dir(task), paths.prepared_dir(task), classes,
                     cfg["input_size"], cfg["test_size"], lookup(params, "seed"), cfg["balance"])

@@ -19,6 +19,7 @@ from facetl import paths
 from facetl.atomic import write_json
 from facetl.errors import FacetlError
 from facetl.params import lookup
+from facetl.pipeline import fit_classifier_head, load_split
 from facetl.splits import holdout_mask
 
 
@@ -32,15 +33,12 @@ def repeated_test_masks(index: pd.DataFrame, fraction: float, seed: int,
 
 
 def repeats_stage(task: str, params: dict[str, Any]) -> None:
-    from facetl.pipeline import fit_classifier_head
-
     repeats, seed = lookup(params, "eval.repeats"), lookup(params, "seed")
     if not isinstance(repeats, int) or repeats < 1:
         raise FacetlError(f"eval.repeats must be a whole number >= 1, got {repeats!r}")
     name = lookup(params, "backbone")
     features = np.load(paths.features_path(task, name), mmap_mode="r")
-    index = pd.read_csv(paths.prepared_dir(task) / "index.csv", dtype={"group": str},
-                        keep_default_na=False)
+    index, _, _ = load_split(task)
     values = [json.loads(paths.metrics_path(task).read_text())["accuracy"]]
     masks = repeated_test_masks(index, lookup(params, f"prepare.{task}.test_size"), seed, repeats)
     for k, test_mask in enumerate(masks, start=1):
