@@ -1,0 +1,80 @@
+"""How far bfloat16 features are from float32 ones, and what that does to the heads.
+
+Reads two DVC experiments of a workspace made by `real_experiments.py` (by default `hed-224`,
+bfloat16 under `features.precision: auto` on a CPU with AVX512-BF16, and `hed-224-fp32`), which
+differ only in `features.precision` and share the same grouped splits and head seeds:
+
+- per image, the relative L2 error and cosine of the cached bfloat16 features vs float32 ones;
+- gender accuracy on each of the K repeated splits and the paired differences;
+- keypoints NME and its relative difference.
+
+    PYTHONPATH=. python benchmarks/precision_agreement.py WORKSPACE [--reduced NAME] [--full NAME]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+from pathlib import Path
+
+import dvc.api
+import numpy as np
+
+from facetl.report import experiment_runs
+
+
+def experiment_commit(workspace: Path, name: str) -> str:
+    refs = subprocess.run(["git", "for-each-ref", "--format=%(refname) %(objectname)",
+                           "refs/exps"], cwd=workspace, capture_output=True, text=True, check=True)
+    for line in refs.stdout.splitlines():
+        ref, sha = line.split()
+        if ref.rsplit("/", 1)[-1] == name:
+            return sha
+    raise SystemExit(f"no DVC experiment named {name!r} in {workspace}: run real_experiments.py")
+
+
+def cached_features(workspace: Path, commit: str, task: str, backbone: str) -> np.ndarray:
+    path = f"data/features/{task}/{backbone}.npy"
+    with dvc.api.open(path, repo=str(workspace), rev=commit, mode="rb") as file:
+        features = np.load(file)
+    return features.reshape(len(features), -1).astype("float64")
+
+
+def feature_agreement(reduced: np.ndarray, full: np.ndarray) -> dict[str, float]:
+    error = np.linalg.norm(reduced - full, axis=1) / np.linalg.norm(full, axis=1)
+    cosine = (reduced * full).sum(1) / np.linalg.norm(reduced, axis=1) / np.linalg.norm(full,
+                                                                                        axis=1)
+    return {"relative_error_median": float(np.median(error)),
+            "relative_error_max": float(error.max()), "cosine_min": float(cosine.min())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("workspace", type=Path)
+    parser.add_argument("--reduced", default="hed-224", help="experiment in bfloat16/float16")
+    parser.add_argument("--full", default="hed-224-fp32", help="the same in float32")
+    args = parser.parse_args()
+    runs = {run.name: run for run in experiment_runs(args.workspace)}
+    reduced, full = runs[args.reduced], runs[args.full]
+    backbone = full.params["backbone"]
+    for task in ("gender", "keypoints"):
+        features = [cached_features(args.workspace, experiment_commit(args.workspace, name),
+                                    task, backbone) for name in (args.reduced, args.full)]
+        print(json.dumps({"task": task, "features": feature_agreement(*features)}))
+    reduced_acc = np.array(reduced.metrics["repeats"]["accuracy_values"])
+    full_acc = np.array(full.metrics["repeats"]["accuracy_values"])
+    difference = 100 * (reduced_acc - full_acc)
+    reduced_nme, full_nme = (run.metrics["keypoints"]["nme"] for run in (reduced, full))
+    print(json.dumps({
+        "gender_accuracy": {args.reduced: reduced_acc.tolist(), args.full: full_acc.tolist(),
+                            "difference_points": difference.round(2).tolist(),
+                            "mean_difference_points": round(float(difference.mean()), 2),
+                            "std_difference_points": round(float(difference.std(ddof=1)), 2)},
+        "keypoints_nme": {args.reduced: reduced_nme, args.full: full_nme,
+                          "relative_difference": round((reduced_nme - full_nme) / full_nme, 4)},
+    }))
+
+
+if __name__ == "__main__":
+    main()
