@@ -3,7 +3,7 @@
 For each backbone and input size, in ONE run and on the same images, it times
 (a) `preprocess_input` + `model.predict` one image at a time (the chapter),
 (b) our stage's extraction (`extract_to_npy`: batched, prefetched, streamed to a .npy on disk)
-    in float32, and (c) the same in bfloat16,
+    in float32, and (c) the same in bfloat16 (`--reduced float16` on a GPU),
 each in its own subprocess so peak RSS is per method. Prints images/s, the ratio to (a),
 effective GFLOP/s (from the model's multiply-adds) and peak RSS. Weights are random
 (`none`): speed does not depend on their values.
@@ -23,8 +23,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-METHODS = ("chapter_loop", "stage_float32", "stage_bfloat16")
 
 
 def model_flops(model) -> float:
@@ -68,8 +66,10 @@ def measure(method: str, backbone: str, size: int, count: int, batch: int) -> di
 
     from facetl.backbones import build_extractor, get_spec
     from facetl.features import extract_to_npy
+    from facetl.precision import resolve_precision
 
     images = images_for(size, count)
+    precision = "float32"
     if method == "chapter_loop":
         model = get_spec(backbone).constructor(include_top=False, weights=None,
                                                input_shape=(size, size, 3))
@@ -85,12 +85,15 @@ def measure(method: str, backbone: str, size: int, count: int, batch: int) -> di
             one(image)
         seconds = time.perf_counter() - start
     else:
-        model = build_extractor(backbone, "none", size, precision=method.split("_")[1])
+        # As the stage does: a precision the hardware lacks falls back to float32.
+        precision = resolve_precision(method.split("_")[1], get_spec(backbone).bf16_wins_with)
+        model = build_extractor(backbone, "none", size, precision=precision)
         with tempfile.TemporaryDirectory() as tmp:
             extract_to_npy(model, images[:batch], Path(tmp) / "warm.npy", batch)  # warm-up
             seconds = extract_to_npy(model, images, Path(tmp) / "f.npy", batch)
     flops = model_flops(model)
-    return {"backbone": backbone, "size": size, "method": method, "images": count,
+    return {"backbone": backbone, "size": size, "method": method, "ran_in": precision,
+            "images": count,
             "img_per_s": count / seconds, "gflop_per_s": flops * count / seconds / 1e9,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
@@ -104,18 +107,20 @@ def main() -> None:
     parser.add_argument("--loop-images", type=int, default=16,
                         help="images for the slow per-image loop")
     parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--reduced", choices=["bfloat16", "float16"], default="bfloat16",
+                        help="the reduced precision to time (float16: GPUs)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         method, backbone, size, count = args.child.split(",")
         print(json.dumps(measure(method, backbone, int(size), int(count), args.batch)))
         return
-    print("| backbone @ size | method | img/s | x chapter loop | GFLOP/s | peak RSS MB |")
-    print("|---|---|---|---|---|---|")
+    print("| backbone @ size | method | ran in | img/s | x chapter loop | GFLOP/s | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|")
     for backbone in args.backbones:
         for size in args.sizes:
             baseline = None
-            for method in METHODS:
+            for method in ("chapter_loop", "stage_float32", f"stage_{args.reduced}"):
                 count = args.loop_images if method == "chapter_loop" else args.images
                 child = subprocess.run(
                     [sys.executable, __file__, "--batch", str(args.batch), "--child",
@@ -123,7 +128,8 @@ def main() -> None:
                     capture_output=True, text=True, check=True)
                 row = json.loads(child.stdout.strip().splitlines()[-1])
                 baseline = baseline or row["img_per_s"]
-                print(f"| {backbone} @ {size} | {method} | {row['img_per_s']:.1f} | "
+                print(f"| {backbone} @ {size} | {method} | {row['ran_in']} | "
+                      f"{row['img_per_s']:.1f} | "
                       f"{row['img_per_s'] / baseline:.1f}x | {row['gflop_per_s']:.0f} | "
                       f"{row['peak_rss_mb']:.0f} |", flush=True)
 
