@@ -51,9 +51,10 @@ def _walk(model):
 
 def images_for(size: int, count: int) -> np.ndarray:
     """Real face photos when ../shared is present (any photo would do), else random pixels."""
+    from benchmarks.shared_data import CELEBA
     from facetl.images import read_image, resize_square
 
-    folder = Path(__file__).resolve().parents[2] / "shared/data/gender_celeba/images"
+    folder = CELEBA / "images"
     files = sorted(folder.glob("*.jpg"))[:count] if folder.is_dir() else []
     if len(files) == count:
         return np.stack([resize_square(read_image(f), size) for f in files])

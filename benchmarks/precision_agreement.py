@@ -15,23 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 from pathlib import Path
 
 import dvc.api
 import numpy as np
 
-from facetl.report import experiment_runs
-
-
-def experiment_commit(workspace: Path, name: str) -> str:
-    refs = subprocess.run(["git", "for-each-ref", "--format=%(refname) %(objectname)",
-                           "refs/exps"], cwd=workspace, capture_output=True, text=True, check=True)
-    for line in refs.stdout.splitlines():
-        ref, sha = line.split()
-        if ref.rsplit("/", 1)[-1] == name:
-            return sha
-    raise SystemExit(f"no DVC experiment named {name!r} in {workspace}: run real_experiments.py")
+from facetl.report import experiment_commits, experiment_runs
 
 
 def cached_features(workspace: Path, commit: str, task: str, backbone: str) -> np.ndarray:
@@ -42,9 +31,9 @@ def cached_features(workspace: Path, commit: str, task: str, backbone: str) -> n
 
 
 def feature_agreement(reduced: np.ndarray, full: np.ndarray) -> dict[str, float]:
-    error = np.linalg.norm(reduced - full, axis=1) / np.linalg.norm(full, axis=1)
-    cosine = (reduced * full).sum(1) / np.linalg.norm(reduced, axis=1) / np.linalg.norm(full,
-                                                                                        axis=1)
+    full_norm = np.linalg.norm(full, axis=1)
+    error = np.linalg.norm(reduced - full, axis=1) / full_norm
+    cosine = (reduced * full).sum(1) / np.linalg.norm(reduced, axis=1) / full_norm
     return {"relative_error_median": float(np.median(error)),
             "relative_error_max": float(error.max()), "cosine_min": float(cosine.min())}
 
@@ -56,11 +45,16 @@ def main() -> None:
     parser.add_argument("--full", default="hed-224-fp32", help="the same in float32")
     args = parser.parse_args()
     runs = {run.name: run for run in experiment_runs(args.workspace)}
+    commits = dict(experiment_commits(args.workspace))
+    missing = {args.reduced, args.full} - runs.keys()
+    if missing:
+        raise SystemExit(f"no DVC experiment {sorted(missing)} in {args.workspace}: run "
+                         "real_experiments.py --only hed-224 hed-224-fp32 first")
     reduced, full = runs[args.reduced], runs[args.full]
     backbone = full.params["backbone"]
     for task in ("gender", "keypoints"):
-        features = [cached_features(args.workspace, experiment_commit(args.workspace, name),
-                                    task, backbone) for name in (args.reduced, args.full)]
+        features = [cached_features(args.workspace, commits[name], task, backbone)
+                    for name in (args.reduced, args.full)]
         print(json.dumps({"task": task, "features": feature_agreement(*features)}))
     reduced_acc = np.array(reduced.metrics["repeats"]["accuracy_values"])
     full_acc = np.array(full.metrics["repeats"]["accuracy_values"])

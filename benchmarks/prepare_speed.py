@@ -17,13 +17,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from benchmarks.shared_data import CELEBA
 from facetl.prepare import decode_all
 
-CELEBA = Path(__file__).resolve().parents[2] / "shared/data/gender_celeba/images"
+PHOTOS = CELEBA / "images"
 
 
 def photo_files(count: int, scratch: Path) -> list[Path]:
-    files = sorted(CELEBA.glob("*.jpg"))[:count] if CELEBA.is_dir() else []
+    files = sorted(PHOTOS.glob("*.jpg"))[:count] if PHOTOS.is_dir() else []
     if len(files) == count:
         return files
     rng = np.random.default_rng(0)

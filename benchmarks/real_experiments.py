@@ -17,13 +17,8 @@ import re
 import time
 from pathlib import Path
 
-from tests.e2e import REPO, commit_all, copy_repository, run, set_params
-
-SHARED = REPO.parent / "shared"
-CELEBA = SHARED / "data/gender_celeba"
-KEYPOINTS = SHARED / "data/keypoints"
-MOBILENET = SHARED / "weights/mobilenet_v2_torchvision_imagenet_notop.weights.h5"
-VGG16_HED = SHARED / "weights/vgg16_hed_bsds500_notop.weights.h5"
+from benchmarks.shared_data import CELEBA, KEYPOINTS, MOBILENET, VGG16_HED
+from tests.e2e import commit_all, copy_repository, run, set_params
 
 BASELINE = {
     "data.gender.source": str(CELEBA / "labels.csv"),

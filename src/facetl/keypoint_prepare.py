@@ -9,18 +9,16 @@ their features like any other image.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from numpy.lib.format import open_memmap
 
 from facetl.atomic import atomic_path, write_csv
 from facetl.errors import FacetlError
-from facetl.flip import POINTS, mirror_image, mirror_points
+from facetl.flip import POINTS, mirror_points
 from facetl.keypoint_source import COORDINATE_COLUMNS
-from facetl.prepare import decode_all
+from facetl.prepare import decode_to_staging, write_images
 from facetl.splits import holdout_mask
 
 INDEX_COLUMNS = ["file", "source", "row", "group", "split", "mirrored", "width", "height",
@@ -51,17 +49,6 @@ def mirrored_copies(rows: pd.DataFrame) -> pd.DataFrame:
     return mirrored
 
 
-def copy_images(staging: np.ndarray, index: pd.DataFrame, out: np.ndarray,
-                chunk: int = 256) -> None:
-    """out[i] = staging[index.staging[i]], flipped where index.mirrored[i]; chunked."""
-    for start in range(0, len(index), chunk):
-        part = index.iloc[start:start + chunk]
-        block = staging[part["staging"].to_numpy()]
-        flip = part["mirrored"].to_numpy(dtype=bool)
-        block[flip] = mirror_image(block[flip])
-        out[start:start + len(part)] = block
-
-
 def prepare_keypoints(manifest: pd.DataFrame, raw_dir: Path, out_dir: Path, input_size: int,
                       test_size: float, seed: int, flip: bool = False) -> pd.DataFrame:
     """Write `images.npy` (N, S, S, 3) uint8 and `index.csv` (points, sizes, split) to out_dir."""
@@ -72,15 +59,10 @@ def prepare_keypoints(manifest: pd.DataFrame, raw_dir: Path, out_dir: Path, inpu
                           f"{raw_dir / 'manifest.csv'} and data.keypoints.images")
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
-        staging = open_memmap(tmp / "staging.npy", mode="w+", dtype=np.uint8,
-                              shape=(len(ok), input_size, input_size, 3))
         shapes = np.zeros((len(ok), 2), dtype=int)
-        errors = decode_all([raw_dir / f for f in ok["file"]], input_size, staging,
-                            os.cpu_count() or 1, shapes)
-        for source, error in zip(ok["source"], errors, strict=True):
-            if error:
-                print(f"skipped {source}: cannot decode ({error})")
-        index = ok[[not e for e in errors]].reset_index(names="staging")
+        staging, decoded = decode_to_staging([raw_dir / f for f in ok["file"]],
+                                             list(ok["source"]), tmp, input_size, shapes)
+        index = ok[decoded].reset_index(names="staging")
         index["height"], index["width"] = shapes[index["staging"]].T
         test = holdout_mask(np.zeros(len(index), dtype=int), index["group"].to_numpy(),
                             test_size, seed)
@@ -88,11 +70,7 @@ def prepare_keypoints(manifest: pd.DataFrame, raw_dir: Path, out_dir: Path, inpu
         index["mirrored"] = False
         if flip:
             index = pd.concat([index, mirrored_copies(index[~test])], ignore_index=True)
-        images = open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8,
-                             shape=(len(index), input_size, input_size, 3))
-        copy_images(staging, index, images)
-        images.flush()
-        del images, staging
-        (tmp / "staging.npy").unlink()
+        write_images(staging, index["staging"].to_numpy(), tmp,
+                     index["mirrored"].to_numpy(dtype=bool))
         write_csv(tmp / "index.csv", index[INDEX_COLUMNS])
     return index[INDEX_COLUMNS]

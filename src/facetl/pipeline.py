@@ -33,7 +33,7 @@ from facetl.plots import confusion_plot, cv_curve_plot, image_grid, roc_plot, tr
 from facetl.precision import resolve_precision
 from facetl.prepare import prepare
 from facetl.sources import load_rows
-from facetl.splits import holdout_mask
+from facetl.splits import holdout_mask, person_groups
 from facetl.training import feature_max, fit
 
 
@@ -139,10 +139,9 @@ def carve_validation(index: pd.DataFrame, train: np.ndarray, fraction: float,
 
     Stratified by class where the task has classes, grouped by person where people are known.
     """
-    groups = index["group"].to_numpy()[train]
     labels = (index["label_index"].to_numpy()[train] if "label_index" in index
               else np.zeros(len(train), dtype=int))
-    held = holdout_mask(labels, groups if any(groups) else None, fraction, seed)
+    held = holdout_mask(labels, person_groups(index.iloc[train]), fraction, seed)
     return train[~held], train[held]
 
 
@@ -155,36 +154,41 @@ def train_stage(task: str, params: dict[str, Any]) -> None:
     features = np.load(paths.features_path(task, name), mmap_mode="r")
     index, train, _ = load_split(task)
     head = fit_classifier_head(name, features, index, train, params, seed,
-                               paths.plots_dir(task) / "training",
-                               paths.plots_dir(task) / "training.png")
+                               paths.plots_dir(task))
     save_models(task, name, head, {
         "classes": [str(c).lower() for c in lookup(params, f"data.{task}.classes")],
         "head": head_cfg["type"], "faces": lookup(params, "faces")})
 
 
 def fit_classifier_head(name: str, features: np.ndarray, index: pd.DataFrame, train: np.ndarray,
-                        params: dict[str, Any], seed: int, live_dir: Path,
-                        curves_png: Path) -> keras.Model:
-    """The head named by `head.type`, trained on the `train` rows only (seeded)."""
+                        params: dict[str, Any], seed: int,
+                        plots_dir: Path | None = None) -> keras.Model:
+    """The head named by `head.type`, trained on the `train` rows only (seeded).
+
+    With `plots_dir`, its training curves go to `training/` (dvclive) and `training.png` there;
+    without, nothing is logged (the repeated splits only want the head).
+    """
     cfg, head_cfg = lookup(params, "train"), lookup(params, "head")
     if head_cfg["type"] not in HEAD_TYPES:
         raise FacetlError(f"head.type must be one of {HEAD_TYPES}, got {head_cfg['type']!r}")
     keras.utils.set_random_seed(seed)
     targets = index["label_index"].to_numpy().astype("float32")
     if head_cfg["type"] == "linear":  # C by cross-validation on the train split: no val carve
-        groups = index["group"].to_numpy()
-        fitted = fit_linear_head(features, targets.astype(int), train,
-                                 groups if any(groups) else None, head_cfg, seed)
-        log_cv_curve(fitted.cv, live_dir)
-        cv_curve_plot(fitted.cv, fitted.c, curves_png)
+        fitted = fit_linear_head(features, targets.astype(int), train, person_groups(index),
+                                 head_cfg, seed)
+        if plots_dir:
+            log_cv_curve(fitted.cv, plots_dir / "training")
+            cv_curve_plot(fitted.cv, fitted.c, plots_dir / "training.png")
         print(f"linear head: C={fitted.c:g} by {head_cfg['folds']}-fold CV")
         return fitted.head
     fit_rows, val_rows = carve_validation(index, train, cfg["val_size"], seed)
     head = chapter_head(features.shape[1:], get_spec(name).head_blocks, 1, "sigmoid",
                         feature_max(features, fit_rows), cfg["dropout"])
     fit(head, features, targets, fit_rows, val_rows,
-        cfg | {"loss": "binary_crossentropy", "metrics": ["accuracy"]}, seed, live_dir)
-    training_curves(live_dir, curves_png)
+        cfg | {"loss": "binary_crossentropy", "metrics": ["accuracy"]}, seed,
+        plots_dir / "training" if plots_dir else None)
+    if plots_dir:
+        training_curves(plots_dir / "training", plots_dir / "training.png")
     return head
 
 

@@ -17,8 +17,11 @@ from tqdm import tqdm
 
 from facetl.atomic import atomic_path, write_csv
 from facetl.errors import FacetlError
+from facetl.flip import mirror_image
 from facetl.images import ImageDecodeError, read_image, resize_square
-from facetl.splits import holdout_mask
+from facetl.splits import holdout_mask, person_groups
+
+STAGING = "staging.npy"
 
 
 def decode_all(files: list[Path], size: int, out: np.ndarray, workers: int,
@@ -41,6 +44,41 @@ def decode_all(files: list[Path], size: int, out: np.ndarray, workers: int,
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(tqdm(pool.map(one, range(len(files))), total=len(files), desc="decode",
                          unit="img"))
+
+
+def decode_to_staging(files: list[Path], names: list[str], folder: Path, size: int,
+                      shapes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Decode and resize every file into `folder/staging.npy` on all cores.
+
+    Returns the staging array and a mask of the files that decoded: the others are printed
+    (as `names` calls them) and skipped, not fatal. `shapes` as in `decode_all`.
+    """
+    staging = open_memmap(folder / STAGING, mode="w+", dtype=np.uint8,
+                          shape=(len(files), size, size, 3))
+    errors = decode_all(files, size, staging, os.cpu_count() or 1, shapes)
+    for name, error in zip(names, errors, strict=True):
+        if error:
+            print(f"skipped {name}: cannot decode ({error})")
+    return staging, np.array([not error for error in errors], dtype=bool)
+
+
+def write_images(staging: np.ndarray, rows: np.ndarray, folder: Path,
+                 mirrored: np.ndarray | None = None, chunk: int = 256) -> None:
+    """`folder/images.npy` = staging[rows], flipped left-right where `mirrored`, a chunk at a time.
+
+    The staging file is removed afterwards: only the final array stays in the prepared folder.
+    """
+    images = open_memmap(folder / "images.npy", mode="w+", dtype=np.uint8,
+                         shape=(len(rows), *staging.shape[1:]))
+    for start in range(0, len(rows), chunk):
+        block = staging[rows[start:start + chunk]]
+        if mirrored is not None:
+            flip = mirrored[start:start + chunk]
+            block[flip] = mirror_image(block[flip])
+        images[start:start + len(block)] = block
+    images.flush()
+    del images
+    (folder / STAGING).unlink()
 
 
 def balance(labels: np.ndarray, seed: int) -> np.ndarray:
@@ -67,32 +105,20 @@ def prepare(manifest: pd.DataFrame, raw_dir: Path, out_dir: Path, classes: list[
     """Write `images.npy` (N, S, S, 3) uint8 and `index.csv` (label, group, split) to out_dir."""
     ok = manifest[manifest["status"] == "ok"].drop_duplicates("sha256").reset_index(drop=True)
     check_classes(ok["label"], classes)
-    workers = os.cpu_count() or 1
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
-        staging = open_memmap(tmp / "staging.npy", mode="w+", dtype=np.uint8,
-                              shape=(len(ok), input_size, input_size, 3))
-        errors = decode_all([raw_dir / f for f in ok["file"]], input_size, staging, workers)
-        for name, error in zip(ok["file"], errors, strict=True):
-            if error:
-                print(f"skipped {name}: cannot decode ({error})")
-        usable = ok[[not e for e in errors]].copy()
+        staging, decoded = decode_to_staging([raw_dir / f for f in ok["file"]],
+                                             list(ok["file"]), tmp, input_size)
+        usable = ok[decoded].copy()
         check_classes(usable["label"], classes)
         usable["label_index"] = usable["label"].map(classes.index)
         labels = usable["label_index"].to_numpy()
         chosen = balance(labels, seed) if balanced else np.arange(len(usable))
         index = usable.iloc[chosen].reset_index()  # keeps the staging row as column "index"
-        groups = index["group"].to_numpy() if index["group"].astype(bool).any() else None
-        test = holdout_mask(index["label_index"].to_numpy(), groups, test_size, seed)
+        test = holdout_mask(index["label_index"].to_numpy(), person_groups(index), test_size,
+                            seed)
         index["split"] = np.where(test, "test", "train")
-        images = open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8,
-                             shape=(len(index), input_size, input_size, 3))
-        for start in range(0, len(index), 256):
-            rows = index["index"].to_numpy()[start:start + 256]
-            images[start:start + len(rows)] = staging[rows]
-        images.flush()
-        del images, staging
-        (tmp / "staging.npy").unlink()
+        write_images(staging, index["index"].to_numpy(), tmp)
         index = index.drop(columns="index")
         write_csv(tmp / "index.csv", index[["file", "source", "label", "label_index", "group",
                                             "split"]])

@@ -8,8 +8,6 @@ pipeline's own (its accuracy comes from `metrics/<task>.json`); split k uses see
 from __future__ import annotations
 
 import json
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,15 +18,13 @@ from facetl.atomic import write_json
 from facetl.errors import FacetlError
 from facetl.params import lookup
 from facetl.pipeline import fit_classifier_head, load_split
-from facetl.splits import holdout_mask
+from facetl.splits import holdout_mask, person_groups
 
 
 def repeated_test_masks(index: pd.DataFrame, fraction: float, seed: int,
                         repeats: int) -> list[np.ndarray]:
     """Test masks for splits 1..K-1 (seeds seed+1...), grouped by person when known."""
-    labels = index["label_index"].to_numpy()
-    groups = index["group"].to_numpy()
-    groups = groups if any(groups) else None
+    labels, groups = index["label_index"].to_numpy(), person_groups(index)
     return [holdout_mask(labels, groups, fraction, seed + k) for k in range(1, repeats)]
 
 
@@ -43,9 +39,7 @@ def repeats_stage(task: str, params: dict[str, Any]) -> None:
     masks = repeated_test_masks(index, lookup(params, f"prepare.{task}.test_size"), seed, repeats)
     for k, test_mask in enumerate(masks, start=1):
         train, test = np.flatnonzero(~test_mask), np.flatnonzero(test_mask)
-        with tempfile.TemporaryDirectory() as scratch:
-            head = fit_classifier_head(name, features, index, train, params, seed + k,
-                                       Path(scratch) / "live", Path(scratch) / "curves.png")
+        head = fit_classifier_head(name, features, index, train, params, seed + k)
         p = head.predict(np.asarray(features[test], dtype="float32"), verbose=0)[:, 0]
         values.append(float(((p >= 0.5) == index["label_index"].to_numpy()[test]).mean()))
         print(f"repeat {k}/{repeats - 1}: accuracy {values[-1]:.4f} on {len(test)} photos")

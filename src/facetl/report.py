@@ -64,22 +64,26 @@ def workspace_run(root: Path) -> Run | None:
     return read_run("workspace", read)
 
 
-def experiment_runs(root: Path) -> list[Run]:
-    """Every DVC experiment of the repository, read from its git ref."""
+def experiment_commits(root: Path) -> list[tuple[str, str]]:
+    """(name, commit) of every DVC experiment of the repository, from its git ref."""
     refs = subprocess.run(["git", "for-each-ref", "--format=%(refname) %(objectname)",
                            "refs/exps"], cwd=root, capture_output=True, text=True)
+    return [(ref.rsplit("/", 1)[-1], sha)
+            for ref, sha in (line.split() for line in refs.stdout.splitlines())
+            if not any(f"/{kind}/" in ref for kind in ("exec", "runs", "temp"))]  # DVC's own
+
+
+def experiment_runs(root: Path) -> list[Run]:
+    """Every DVC experiment of the repository, read from its commit."""
     runs = []
-    for line in refs.stdout.splitlines():
-        ref, sha = line.split()
-        if "/exec/" in ref or "/runs/" in ref or "/temp/" in ref:  # DVC's bookkeeping refs
-            continue
+    for name, sha in experiment_commits(root):
 
         def read(path: str, sha: str = sha) -> str | None:
             shown = subprocess.run(["git", "show", f"{sha}:{path}"], cwd=root,
                                    capture_output=True, text=True)
             return shown.stdout if shown.returncode == 0 else None
 
-        if (run := read_run(ref.rsplit("/", 1)[-1], read)) is not None:
+        if (run := read_run(name, read)) is not None:
             runs.append(run)
     return runs
 

@@ -6,9 +6,16 @@ Grouping matters: the same person in train and test inflates accuracy.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedShuffleSplit
 
 from facetl.errors import FacetlError
+
+
+def person_groups(index: pd.DataFrame) -> np.ndarray | None:
+    """The `group` column (who each photo shows) where the source named people; else None."""
+    groups = index["group"].to_numpy()
+    return groups if any(groups) else None
 
 
 def holdout_mask(labels: np.ndarray, groups: np.ndarray | None, fraction: float,

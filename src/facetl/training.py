@@ -53,14 +53,16 @@ def feature_max(features: np.ndarray, indices: np.ndarray, chunk: int = 256) -> 
 
 
 def fit(model: keras.Model, features: np.ndarray, targets: np.ndarray, train_idx: np.ndarray,
-        val_idx: np.ndarray, cfg: dict[str, Any], seed: int, live_dir: Path,
+        val_idx: np.ndarray, cfg: dict[str, Any], seed: int, live_dir: Path | None,
         transform: Callable[[np.ndarray], np.ndarray] | None = None):
-    """Adam on the train rows, validation on the val rows, per-epoch curves through dvclive."""
+    """Adam on the train rows, validation on the val rows; per-epoch curves to `live_dir`
+    through dvclive when it is given."""
     model.compile(optimizer=keras.optimizers.Adam(cfg["learning_rate"]), loss=cfg["loss"],
                   metrics=cfg.get("metrics", []))
     train = FeatureBatches(features, targets, train_idx, cfg["batch_size"], shuffle=True,
                            seed=seed, transform=transform)
     val = FeatureBatches(features, targets, val_idx, cfg["batch_size"], transform=transform)
-    live = Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None)
+    logs = ([DVCLiveCallback(live=Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False,
+                                       report=None))] if live_dir else [])
     return model.fit(train, validation_data=val, epochs=cfg["epochs"], verbose=2,
-                     callbacks=[DVCLiveCallback(live=live)])
+                     callbacks=logs)
