@@ -1,7 +1,7 @@
-"""DVC stage: activations (see dvc.yaml); usage: python stages/activations.py TASK."""
+"""DVC stage activations: runs `facetl.gender.activations.main()` (see dvc.yaml)."""
 
-from facetl.activations import activations_stage
-from facetl.cli import run_stage
+if __name__ == "__main__":  # imports here: spawned worker processes re-run this file's top
+    from facetl.core.stage import run_stage
+    from facetl.gender.activations import main
 
-if __name__ == "__main__":
-    run_stage(activations_stage)
+    run_stage(main)

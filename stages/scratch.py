@@ -1,7 +1,11 @@
-"""DVC stage: scratch@SCENARIO (see dvc.yaml); usage: python stages/scratch.py SCENARIO."""
-
-from facetl.cli import run_stage
-from facetl.scratch import scratch_stage
+"""DVC stage scratch@SCENARIO: runs `facetl.gender.scratch.main(SCENARIO)` (see dvc.yaml)."""
 
 if __name__ == "__main__":
-    run_stage(scratch_stage)
+    import sys
+
+    from facetl.core.stage import run_stage
+    from facetl.gender.scratch import main
+
+    if len(sys.argv) != 2:
+        sys.exit("usage: python stages/scratch.py SCENARIO")
+    run_stage(main, sys.argv[1])

@@ -13,12 +13,13 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+def run(cmd: list[str], cwd: Path, check: bool = True,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run with the test's Python first on PATH, so DVC stages' `python` is this environment."""
     cwd = Path(cwd)
     # The copy's own src/ first: the editable install would otherwise run this checkout's code.
     env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-                        "PYTHONPATH": str(cwd / "src")}
+                        "PYTHONPATH": str(cwd / "src")} | (env or {})
     result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     if check and result.returncode != 0:
         raise AssertionError(f"{cmd} failed ({result.returncode}):\n{result.stdout}\n"

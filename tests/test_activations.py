@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facetl import activations
-from facetl.activations import activations_stage, layer_maps, pick_test_row, pick_test_rows
-from facetl.backbones import build_extractor
-from facetl.errors import FacetlError
-from facetl.taps import conv_layer_paths, intermediate_model, resolve_conv_layer
-from tests.tiny_pipeline import UP_TO_EVALUATE, run_gender_stages, tiny_params
+from facetl.core.errors import FacetlError
+from facetl.gender import activations
+from facetl.gender.activations import layer_maps, main, pick_test_row, pick_test_rows
+from facetl.inspect.taps import conv_layer_paths, intermediate_model, resolve_conv_layer
+from facetl.models.backbones import build_extractor
+from tests.tiny_pipeline import UP_TO_EVALUATE, overridden, run_gender_stages, tiny_params
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +92,7 @@ def pipeline_folder(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(folder)
         params = tiny_params(folder)
-        run_gender_stages(params, UP_TO_EVALUATE)
+        run_gender_stages(UP_TO_EVALUATE)
     return folder, params
 
 
@@ -107,7 +107,7 @@ def test_stage_writes_the_grids_and_gradcam_overlays(pipeline_folder, monkeypatc
         activations.image_grid.__wrapped__(images, titles, path, **kwargs)
 
     monkeypatch.setattr(activations, "image_grid", recording_grid)
-    activations_stage("gender", params)
+    main()
 
     shapes, titles, kwargs = grids["first_layer.png"]
     assert shapes == [(32, 32)] * 36 and titles[:2] == ["channel 0", "channel 1"]
@@ -128,9 +128,9 @@ def test_stage_writes_the_grids_and_gradcam_overlays(pipeline_folder, monkeypatc
 def test_stage_names_a_wrong_channel_or_layer(pipeline_folder, monkeypatch):
     folder, params = pipeline_folder
     monkeypatch.chdir(folder)
-    wrong_channel = params | {"activations": params["activations"] | {"channel": 64}}
-    with pytest.raises(FacetlError, match="block1_conv1 has 64 channels"):
-        activations_stage("gender", wrong_channel)
-    wrong_layer = params | {"activations": params["activations"] | {"gradcam_layer": "conv9"}}
-    with pytest.raises(FacetlError, match="one of its convolution layers: block1_conv1"):
-        activations_stage("gender", wrong_layer)
+    with (overridden(folder, {"activations.channel": 64}),
+          pytest.raises(FacetlError, match="block1_conv1 has 64 channels")):
+        main()
+    with (overridden(folder, {"activations.gradcam_layer": "conv9"}),
+          pytest.raises(FacetlError, match="one of its convolution layers: block1_conv1")):
+        main()

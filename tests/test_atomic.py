@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from facetl.atomic import atomic_path, write_bytes, write_csv, write_json
+from facetl.core.atomic import atomic_path, write_bytes, write_csv, write_json
 
 
 def names(folder: Path) -> list[str]:
@@ -72,7 +72,7 @@ def test_a_killed_process_leaves_the_old_output_and_the_rerun_completes(tmp_path
     write_json(target, {"version": 1})
     writer = textwrap.dedent(f"""
         import os, signal
-        from facetl.atomic import atomic_path
+        from facetl.core.atomic import atomic_path
         with atomic_path({str(target)!r}) as tmp:
             tmp.write_text('{{"version": 2, "trunc')
             os.kill(os.getpid(), signal.SIGKILL)

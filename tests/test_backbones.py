@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from keras.applications import imagenet_utils
 
-from facetl.backbones import REGISTRY, Preprocess, build_extractor, resolve_weights
-from facetl.errors import FacetlError
+from facetl.core.errors import FacetlError
+from facetl.models.backbones import REGISTRY, Preprocess, build_extractor, resolve_weights
 
 SIZE = 32
 

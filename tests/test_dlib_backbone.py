@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from skimage import data
 
-from facetl.backbones import build_extractor, load_model
-from facetl.dlib_models import PACKAGED
-from facetl.errors import FacetlError
-from facetl.faces import face_crop
-from facetl.features import extract_to_npy
-from facetl.images import resize_square
+from facetl.core.errors import FacetlError
+from facetl.data.images import resize_square
+from facetl.faces.detect import face_crop
+from facetl.faces.dlib_models import PACKAGED
+from facetl.models.backbones import build_extractor, load_model
+from facetl.models.extraction import extract_to_npy
 
 SIZE = 150
 SAME_PERSON = 0.6  # dlib's documented distance threshold between two photos of one person

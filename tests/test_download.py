@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from facetl.download import MANIFEST_COLUMNS, FetchPolicy, download, fetch_text
-from facetl.errors import FacetlError
+from facetl.core.errors import FacetlError
+from facetl.data.download import MANIFEST_COLUMNS, FetchPolicy, download, fetch_text
 from tests.conftest import ImageServer
 
 FAST = FetchPolicy(timeout_s=0.3, retries=0, backoff_s=0.01, max_bytes=16 * 1024)

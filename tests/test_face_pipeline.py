@@ -13,15 +13,9 @@ import pandas as pd
 from PIL import Image
 from skimage import data
 
-from facetl import paths
-from facetl.pipeline import (
-    download_stage,
-    evaluate_stage,
-    faces_stage,
-    features_stage,
-    prepare_stage,
-    train_stage,
-)
+from facetl.core import paths
+from facetl.gender import download, evaluate, faces, prepare, train
+from facetl.models import features
 from facetl.predict import predict_gender
 from tests.tiny_pipeline import tiny_params
 
@@ -30,12 +24,12 @@ OVERRIDES = {"faces.align": True, "backbone": "dlib_face", "head.type": "linear"
 
 
 def test_aligned_dlib_face_with_a_linear_head_end_to_end(tmp_path, monkeypatch):
-    params = tiny_params(tmp_path, OVERRIDES)
+    tiny_params(tmp_path, OVERRIDES)
     astronaut = tmp_path / "astronaut.png"
     Image.fromarray(data.astronaut()).save(astronaut)
     monkeypatch.chdir(tmp_path)
-    download_stage("gender", params)
-    faces_stage("gender", params)
+    download.main()
+    faces.main()
 
     manifest = pd.read_csv(paths.faces_dir("gender") / "manifest.csv", keep_default_na=False)
     assert len(manifest) == 48 and set(manifest["face"]) <= {"found", "fallback", "none"}
@@ -43,16 +37,16 @@ def test_aligned_dlib_face_with_a_linear_head_end_to_end(tmp_path, monkeypatch):
     assert counts["photos"] == 48 and counts["align"] is True
     assert (tmp_path / "plots/gender/faces.png").stat().st_size > 1000
 
-    prepare_stage("gender", params)
+    prepare.main()
     images = np.load(paths.prepared_dir("gender") / "images.npy")
     assert images.shape == (48, 150, 150, 3)
-    features_stage("gender", params)
+    features.main("gender")
     assert np.load(paths.features_path("gender", "dlib_face")).shape == (48, 128)
-    train_stage("gender", params)
+    train.main()
     meta = json.loads((paths.model_dir("gender") / "model.json").read_text())
     assert meta["head"] == "linear" and meta["faces"]["size"] == 150
     assert (tmp_path / "plots/gender/training/plots/metrics/eval/loss.tsv").is_file()
-    evaluate_stage("gender", params)
+    evaluate.main()
     assert json.loads(paths.metrics_path("gender").read_text())["backbone"] == "dlib_face"
 
     synthetic = sorted((tmp_path / "source/images").iterdir())[0]

@@ -11,11 +11,11 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from facetl.download import MANIFEST_COLUMNS
-from facetl.errors import FacetlError
-from facetl.face_crops import crop_faces
-from facetl.faces import check_settings, detect, eye_centres, face_crop, landmarks, largest
-from facetl.images import read_image
+from facetl.core.errors import FacetlError
+from facetl.data.download import MANIFEST_COLUMNS
+from facetl.data.images import read_image
+from facetl.faces.crops import crop_faces
+from facetl.faces.detect import check_settings, detect, eye_centres, face_crop, landmarks, largest
 
 SIZE = 150
 SETTINGS = {"align": True, "upsample": 0, "fallback": "cascade", "size": SIZE, "margin": 0.25}

@@ -6,9 +6,9 @@ import keras
 import numpy as np
 import pytest
 
-from facetl.backbones import build_extractor
-from facetl.errors import FacetlError
-from facetl.features import NpyRows, extract_to_npy, replica_strategy
+from facetl.core.errors import FacetlError
+from facetl.models.backbones import build_extractor
+from facetl.models.extraction import NpyRows, extract_to_npy, replica_strategy
 
 N_IMAGES, BATCH = 10, 4  # batches of 4, 4 and a partial 2
 
@@ -35,7 +35,9 @@ def test_float32_features_equal_a_plain_call(tmp_path, model, images, direct):
     seconds = extract_to_npy(model, images, out, batch_size=BATCH)
     features = np.load(out)
     assert features.shape == (N_IMAGES, 1, 1, 512) and features.dtype == np.float32
-    np.testing.assert_array_equal(features, direct)  # every row, the partial last batch too
+    # Every row, the partial last batch too. Not bit-equal: oneDNN picks kernels per batch
+    # shape, and a different summation order moves the last float32 bit.
+    np.testing.assert_allclose(features, direct, rtol=1e-5, atol=1e-7)
     assert seconds > 0
     assert [p.name for p in tmp_path.iterdir()] == ["vgg16.npy"]
 
@@ -44,7 +46,7 @@ def test_float16_storage_is_the_float32_features_rounded(tmp_path, model, images
     extract_to_npy(model, images, tmp_path / "f.npy", batch_size=BATCH, storage="float16")
     features = np.load(tmp_path / "f.npy")
     assert features.dtype == np.float16
-    np.testing.assert_array_equal(features, direct.astype(np.float16))
+    np.testing.assert_allclose(features, direct.astype(np.float16), rtol=1e-3)
 
 
 def test_bfloat16_features_are_close_to_float32(tmp_path, model, images, direct):
@@ -120,4 +122,4 @@ def test_extraction_from_npy_rows_equals_from_an_array(tmp_path, model, images, 
     np.save(tmp_path / "images.npy", images)
     with NpyRows(tmp_path / "images.npy") as rows:
         extract_to_npy(model, rows, tmp_path / "f.npy", batch_size=BATCH)
-    np.testing.assert_array_equal(np.load(tmp_path / "f.npy"), direct)
+    np.testing.assert_allclose(np.load(tmp_path / "f.npy"), direct, rtol=1e-5, atol=1e-7)

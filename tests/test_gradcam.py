@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from keras import layers
 
-from facetl.errors import FacetlError
-from facetl.gradcam import gradcam, overlay
-from facetl.taps import resolve_conv_layer
+from facetl.core.errors import FacetlError
+from facetl.inspect.gradcam import gradcam, overlay
+from facetl.inspect.taps import resolve_conv_layer
 
 SIZE, HALF = 32, 16
 PATH = ("extractor", "backbone", "conv_b")

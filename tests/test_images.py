@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facetl.images import ImageDecodeError, decode_image, image_format, read_image, resize_square
+from facetl.data.images import (
+    ImageDecodeError,
+    decode_image,
+    image_format,
+    read_image,
+    resize_square,
+)
 
 
 @pytest.mark.parametrize("kind", ["jpeg", "png", "gray_jpeg", "rgba_png", "cmyk_jpeg",

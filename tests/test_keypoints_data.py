@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facetl.download import FetchPolicy, download
-from facetl.errors import FacetlError
-from facetl.flip import mirror_image, mirror_points
-from facetl.images import read_image, resize_square
-from facetl.keypoint_prepare import normalised_targets, pixel_points, prepare_keypoints
-from facetl.keypoint_source import COORDINATE_COLUMNS, image_source, keypoint_rows, person_of
+from facetl.core.errors import FacetlError
+from facetl.data.download import FetchPolicy, download
+from facetl.data.images import mirror_image, read_image, resize_square
+from facetl.keypoints.prepare import normalised_targets, pixel_points, prepare_keypoints
+from facetl.keypoints.schema import mirror_points
+from facetl.keypoints.source import COORDINATE_COLUMNS, image_source, keypoint_rows, person_of
 from tests.synthetic import write_keypoints_source
 
 

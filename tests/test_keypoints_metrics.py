@@ -8,9 +8,9 @@ import keras
 import numpy as np
 import pytest
 
-from facetl.errors import FacetlError
-from facetl.keypoint_losses import WingLoss, keypoint_loss
-from facetl.keypoint_metrics import (
+from facetl.core.errors import FacetlError
+from facetl.keypoints.losses import WingLoss, keypoint_loss
+from facetl.keypoints.metrics import (
     REGIONS,
     ced,
     ced_auc,
@@ -117,7 +117,7 @@ def test_loss_names(name, expected):
 def test_wing_by_name_and_bad_names():
     wing = keypoint_loss({"loss": "wing", "wing_width": 0.03, "wing_epsilon": 0.005})
     assert isinstance(wing, WingLoss) and wing.width == 0.03
-    with pytest.raises(FacetlError, match="train_keypoints.loss must be one of"):
+    with pytest.raises(FacetlError, match="train.keypoints.loss must be one of"):
         keypoint_loss({"loss": "huber"})
     with pytest.raises(FacetlError, match="wing_width"):
         keypoint_loss({"loss": "wing", "wing_width": 0, "wing_epsilon": 0.005})

@@ -13,27 +13,33 @@ import pytest
 import yaml
 from PIL import Image
 
-from facetl import pipeline
 from facetl.cli import main
-from facetl.errors import FacetlError
-from facetl.images import read_image
-from facetl.keypoint_metrics import REGIONS, nme_per_image
-from facetl.keypoint_prepare import pixel_points
+from facetl.core.errors import FacetlError
+from facetl.data.images import read_image
+from facetl.keypoints import download, evaluate, prepare, train
+from facetl.keypoints.losses import WingLoss
+from facetl.keypoints.metrics import REGIONS, nme_per_image
+from facetl.keypoints.prepare import pixel_points
+from facetl.models import features
+from facetl.models.backbones import load_model
 from tests.synthetic import write_keypoints_source
+from tests.tiny_pipeline import overridden
 
 REPO = Path(__file__).resolve().parents[1]
-STAGES = ("download", "prepare", "features", "train", "evaluate")
+STAGES = (download.main, prepare.main, lambda: features.main("keypoints"), train.main,
+          evaluate.main)
 
 
 def tiny_params(source: Path) -> dict:
-    """The real params.yaml, shrunk."""
+    """The real params.yaml, shrunk, written to the working folder."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["data"]["keypoints"] = {"csv": str(source / "keypoints.csv"),
                                    "images": str(source / "images")}
     params["prepare"]["keypoints"].update(input_size=32, test_size=0.2, flip=True)
     params["backbone"] = "vgg16"
     params["backbones"]["vgg16"]["weights"] = "none"
-    params["train_keypoints"]["epochs"] = 2
+    params["train"]["keypoints"]["epochs"] = 2
+    Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return params
 
 
@@ -42,12 +48,12 @@ def run(tmp_path_factory):
     """A working directory in which all five keypoint stages have run; yields (dir, params)."""
     work = tmp_path_factory.mktemp("keypoints")
     write_keypoints_source(work / "source", people=6, frames=6)
-    params = tiny_params(work / "source")
     before = Path.cwd()
     os.chdir(work)
     try:
+        params = tiny_params(work / "source")
         for stage in STAGES:
-            getattr(pipeline, f"{stage}_stage")("keypoints", params)
+            stage()
         yield work, params
     finally:
         os.chdir(before)
@@ -150,16 +156,15 @@ def test_predict_errors_are_clear(run, capsys, tmp_path):
     assert "--overlay draws keypoints" in capsys.readouterr().err
 
 
-def with_head(params: dict, **choices: object) -> dict:
-    return params | {"train_keypoints": params["train_keypoints"] | choices}
-
-
 def test_wing_loss_and_linear_output_train_too(run, monkeypatch):
-    work, params = run
+    work, _ = run
     monkeypatch.chdir(work)
-    params = with_head(params, loss="wing", activation="linear", epochs=1)
-    pipeline.train_stage("keypoints", params)
-    pipeline.evaluate_stage("keypoints", params)  # reloads a head compiled with wing loss
+    with overridden(work, {"train.keypoints.loss": "wing", "train.keypoints.activation": "linear",
+                           "train.keypoints.epochs": 1}):
+        train.main()
+        evaluate.main()  # reloads a head compiled with wing loss
+    # The saved head was compiled with the configured loss: ignoring `loss` would leave MAE.
+    assert isinstance(load_model(work / "models/keypoints/head.keras").loss, WingLoss)
     meta = json.loads((work / "models/keypoints/model.json").read_text())
     assert meta["val_mae_normalised"] >= 0
     assert np.isfinite(json.loads((work / "metrics/keypoints.json").read_text())["nme"])
@@ -167,7 +172,8 @@ def test_wing_loss_and_linear_output_train_too(run, monkeypatch):
 
 @pytest.mark.parametrize(("key", "value"), [("activation", "tanh"), ("loss", "huber")])
 def test_bad_head_choices_are_clear_errors(run, monkeypatch, key, value):
-    work, params = run
+    work, _ = run
     monkeypatch.chdir(work)
-    with pytest.raises(FacetlError, match=f"train_keypoints.{key} must be one of"):
-        pipeline.train_stage("keypoints", with_head(params, **{key: value}))
+    with (overridden(work, {f"train.keypoints.{key}": value}),
+          pytest.raises(FacetlError, match=f"train.keypoints.{key} must be one of")):
+        train.main()

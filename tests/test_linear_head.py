@@ -8,9 +8,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from facetl.backbones import load_model
-from facetl.errors import FacetlError
-from facetl.linear_head import fit_linear_head, folds, pooled
+from facetl.core.errors import FacetlError
+from facetl.models.backbones import load_model
+from facetl.models.linear_head import fit_linear_head, folds, pooled
 
 CFG = {"c_grid": [0.001, 0.1, 10.0], "folds": 3}
 

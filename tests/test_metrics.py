@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facetl.metrics import Z95, binary_report, roc_points, wilson_interval
+from facetl.core.metrics import Z95, binary_report, roc_points, wilson_interval
 
 
 def wilson_by_quadratic(successes: int, n: int, z: float = Z95) -> tuple[float, float]:

@@ -1,4 +1,8 @@
-"""The real dvc.yaml, shrunk: tiny synthetic data, random-weight backbones at 32 px, 2 epochs."""
+"""The real pipelines, shrunk: tiny synthetic data, random-weight backbones at 32 px, 2 epochs.
+
+What a user is promised: `dvc repro` finishes with local gender data alone; with nothing
+changed nothing runs; a changed param, label or photo reruns exactly what depends on it.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import sys
 import time
 
 import pytest
+from PIL import Image
 
 from tests.e2e import commit_all, copy_repository, run, set_params
 from tests.synthetic import write_keypoints_source, write_labels_csv
@@ -22,17 +27,18 @@ TINY = {
     "prepare.gender.input_size": 32,
     "backbones.vgg16.weights": "none",
     "backbones.mobilenet_v2.weights": "none",
-    "train.epochs": 2,
+    "train.gender.epochs": 2,
     "prepare.keypoints.input_size": 32,
-    "train_keypoints.epochs": 2,
-    "scratch.common.epochs": 2,
+    "train.keypoints.epochs": 2,
     "scratch.common.filters": [8, 8, 8, 8],
     "scratch.common.dense": 8,
-    "scratch.scenarios.large.input_size": 32,
-    "scratch.scenarios.small.input_size": 32,
-    "scratch.scenarios.aggressive.input_size": 32,
+    **{f"scratch.scenarios.{name}.{key}": value for name in ("large", "small", "aggressive")
+       for key, value in (("input_size", 32), ("epochs", 2), ("max_train_images", None))},
     "faces.align": False,
 }
+GENDER_AFTER_DOWNLOAD = {"faces_gender", "prepare_gender", "features_gender", "train_gender",
+                         "evaluate_gender", "repeats_gender", "activations", "scratch@large",
+                         "scratch@small", "scratch@aggressive"}
 
 
 def ran(output: str) -> set[str]:
@@ -41,21 +47,71 @@ def ran(output: str) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    data = tmp_path_factory.mktemp("data")
-    csv = write_labels_csv(data, per_class=24, people=24)
-    keypoints = write_keypoints_source(data / "keypoints")
+def data(tmp_path_factory):
+    """A local gender source (CSV of paths + photos) and a keypoint source, outside the repo."""
+    folder = tmp_path_factory.mktemp("data")
+    write_labels_csv(folder, per_class=24, people=24)
+    write_keypoints_source(folder / "keypoints")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory, data):
+    """A fresh copy of the repository whose default `dvc repro` has run on local data only."""
     repo = copy_repository(tmp_path_factory.mktemp("repo"))
-    set_params(repo, TINY | {"data.gender.source": str(csv),
+    set_params(repo, TINY | {"data.gender.source": str(data / "labels.csv"),
                              "data.gender.images": str(data / "images"),
-                             "data.keypoints.csv": str(keypoints),
-                             "data.keypoints.images": str(keypoints.parent / "images")})
+                             "data.keypoints.csv": str(data / "keypoints/keypoints.csv"),
+                             "data.keypoints.images": str(data / "keypoints/images")})
     commit_all(repo, "tiny params")
-    result = run(["dvc", "repro"], repo)
-    assert {"download_gender", "prepare_gender", "features_gender", "train_gender",
-            "evaluate_gender"} <= ran(result.stdout)
+    result = run(["dvc", "repro"], repo)  # no keypoint stage: they are a pipeline of their own
+    assert ran(result.stdout) == {"download_gender"} | GENDER_AFTER_DOWNLOAD
     commit_all(repo, "first run")
     return repo
+
+
+def test_nothing_changed_nothing_runs(repo):
+    result = run(["dvc", "repro"], repo)
+    assert not ran(result.stdout) and "Data and pipelines are up to date" in result.stdout
+    assert "up to date" in run(["dvc", "status"], repo).stdout
+
+
+def test_an_edited_label_or_a_replaced_photo_reruns_from_the_download(repo, data):
+    labels = data / "labels.csv"
+    original = labels.read_text()
+    first = original.splitlines()[1]
+    flipped = first.replace(",male", ",female") if ",male" in first else first.replace(
+        ",female", ",male")
+    labels.write_text(original.replace(first, flipped, 1))
+    try:
+        assert "download_gender" in run(["dvc", "status"], repo).stdout
+    finally:
+        labels.write_text(original)
+    assert "up to date" in run(["dvc", "status"], repo).stdout  # back as it was
+
+    photo = sorted((data / "images").iterdir())[0]
+    kept = photo.read_bytes()
+    Image.new("RGB", (40, 40), (200, 10, 10)).save(photo, format="JPEG")
+    try:
+        assert "download_gender" in run(["dvc", "status"], repo).stdout
+        result = run(["dvc", "repro"], repo)
+        assert {"download_gender", "faces_gender", "prepare_gender"} <= ran(result.stdout)
+    finally:
+        photo.write_bytes(kept)
+    run(["dvc", "repro"], repo)
+    run(["git", "checkout", "."], repo)
+
+
+def test_a_source_where_no_row_succeeds_fails_at_the_download(repo, tmp_path):
+    (tmp_path / "images").mkdir()
+    labels = tmp_path / "labels.csv"
+    labels.write_text("filename,gender,identity\nabsent1.jpg,male,1\nabsent2.jpg,female,2\n")
+    set_params(repo, {"data.gender.source": str(labels),
+                      "data.gender.images": str(tmp_path / "images")})
+    result = run([sys.executable, "stages/download_gender.py"], repo, check=False)
+    run(["git", "checkout", "params.yaml"], repo)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "none of the 2 rows gave an image" in result.stderr and "missing" in result.stderr
 
 
 def test_repro_writes_metrics_plots_and_models(repo):
@@ -99,19 +155,20 @@ def test_backbone_switch_reruns_only_what_depends_on_it(repo):
     assert not ran(result.stdout) & {"download_gender", "prepare_gender"}
     assert json.loads((repo / "metrics/gender.json").read_text())["backbone"] == "mobilenet_v2"
 
-    result = run(["dvc", "exp", "run", "-S", "train.epochs=1"], repo)
+    result = run(["dvc", "exp", "run", "-S", "train.gender.epochs=1"], repo)
     assert ran(result.stdout) == {"train_gender", "evaluate_gender", "repeats_gender",
-                                  "activations", "report"}
+                                  "activations"}
 
-    result = run(["dvc", "exp", "run", "-S", "backbone=vgg16", "-S", "train.epochs=2"], repo)
+    result = run(["dvc", "exp", "run", "-S", "backbone=vgg16", "-S", "train.gender.epochs=2"],
+                 repo)
     assert "features_gender" not in ran(result.stdout)  # restored from DVC's run-cache
     assert (repo / "data/features/gender/vgg16.npy").is_file()
 
 
 def test_offline_default_source_fails_fast_with_a_hint(repo):
-    set_params(repo, {"data.gender.source": "http://127.0.0.1:9/a943287.csv",
-                      "download.retries": 0})
-    result = run([sys.executable, "stages/download.py", "gender"], repo, check=False)
+    set_params(repo, {"data.gender.source": "http://127.0.0.1:9/a943287.csv"})
+    result = run([sys.executable, "stages/download_gender.py"], repo, check=False,
+                 env={"FACETL_DOWNLOAD_RETRIES": "0"})
     assert result.returncode == 2
     assert "data.gender.source" in result.stderr and "Traceback" not in result.stderr
     run(["git", "checkout", "params.yaml"], repo)
@@ -121,7 +178,7 @@ def test_killed_stage_leaves_no_partial_output_and_rerun_completes(repo):
     features = repo / "data/features/gender/vgg16.npy"
     before = features.read_bytes()
     set_params(repo, {"features.batch_size": 1})
-    process = subprocess.Popen([sys.executable, "stages/features.py", "gender"], cwd=repo,
+    process = subprocess.Popen([sys.executable, "stages/features_gender.py"], cwd=repo,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while not list(features.parent.glob(".vgg16.tmp-*")) and time.monotonic() < deadline:
@@ -132,6 +189,14 @@ def test_killed_stage_leaves_no_partial_output_and_rerun_completes(repo):
     assert features.read_bytes() == before  # the old output is whole, not half-overwritten
 
     run(["git", "checkout", "params.yaml"], repo)
-    run([sys.executable, "stages/features.py", "gender"], repo)
+    run([sys.executable, "stages/features_gender.py"], repo)
     assert not list(features.parent.glob(".vgg16.tmp-*"))  # the stale temp file is gone
     assert features.read_bytes() == before  # same params, same seed: the same features
+
+
+def test_keypoint_pipeline_runs_on_its_own(repo):
+    result = run(["dvc", "repro", "pipelines/keypoints/dvc.yaml"], repo)
+    assert {"download_keypoints", "prepare_keypoints", "features_keypoints", "train_keypoints",
+            "evaluate_keypoints"} <= {name.split(":")[-1] for name in ran(result.stdout)}
+    assert json.loads((repo / "metrics/keypoints.json").read_text())["nme"] >= 0
+    assert not ran(run(["dvc", "repro", "pipelines/keypoints/dvc.yaml"], repo).stdout)

@@ -6,9 +6,9 @@ import warnings
 
 import pytest
 
-from facetl import precision
-from facetl.errors import FacetlError
-from facetl.precision import resolve_precision
+from facetl.core.errors import FacetlError
+from facetl.models import precision
+from facetl.models.precision import resolve_precision
 
 BF16_CPU = frozenset({"avx512f", "avx512_bf16"})
 AMX_CPU = frozenset({"avx512f", "avx512_bf16", "amx_bf16"})  # AMX CPUs have both

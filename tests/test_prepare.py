@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facetl.download import MANIFEST_COLUMNS
-from facetl.errors import FacetlError
-from facetl.images import read_image, resize_square
-from facetl.prepare import prepare
+from facetl.core.errors import FacetlError
+from facetl.data.download import MANIFEST_COLUMNS
+from facetl.data.images import read_image, resize_square
+from facetl.data.prepare import prepare
 from tests.conftest import encode
 from tests.synthetic import class_image
 

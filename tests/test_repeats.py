@@ -1,4 +1,4 @@
-"""Repeated grouped splits for the gender head (issue 6's `eval.repeats`)."""
+"""Repeated grouped splits for the gender head (`repeats.splits`)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facetl.errors import FacetlError
-from facetl.repeats import repeated_test_masks, repeats_stage
+from facetl.core.errors import FacetlError
+from facetl.data.splits import load_split
+from facetl.gender import repeats
+from facetl.gender.repeats import main, repeated_test_masks
 from tests.tiny_pipeline import UP_TO_EVALUATE, run_gender_stages, tiny_params
 
 
@@ -32,19 +34,30 @@ def test_each_repeat_is_a_grouped_split_and_repeats_differ():
 
 def test_repeats_stage_retrains_the_head_on_each_split(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    params = tiny_params(tmp_path, {"head.type": "linear", "eval.repeats": 3})
-    run_gender_stages(params, UP_TO_EVALUATE)
-    repeats_stage("gender", params)
+    tiny_params(tmp_path, {"head.type": "linear", "repeats.splits": 3})
+    run_gender_stages(UP_TO_EVALUATE)
+    trained_on = []
+
+    def recording(name, features, index, train, params, seed, plots_dir=None):
+        trained_on.append(frozenset(train))
+        return fit_head(name, features, index, train, params, seed, plots_dir)
+
+    fit_head = repeats.fit_classifier_head
+    monkeypatch.setattr(repeats, "fit_classifier_head", recording)
+    main()
     result = json.loads((tmp_path / "metrics/gender_repeats.json").read_text())
-    main = json.loads((tmp_path / "metrics/gender.json").read_text())["accuracy"]
+    split_0 = json.loads((tmp_path / "metrics/gender.json").read_text())["accuracy"]
     assert result["repeats"] == 3 and result["seeds"] == [42, 43, 44]
-    assert result["accuracy_values"][0] == main
+    assert result["accuracy_values"][0] == split_0
+    # Two more heads, each on a split of its own: neither the pipeline's split 0 nor each other.
+    _, pipeline_train, _ = load_split("gender")
+    assert len(trained_on) == 2 and len({frozenset(pipeline_train), *trained_on}) == 3
     assert len(result["accuracy_values"]) == 3
     assert result["accuracy_mean"] == pytest.approx(np.mean(result["accuracy_values"]))
 
 
 def test_repeats_must_be_a_positive_count(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    params = tiny_params(tmp_path, {"eval.repeats": 0})
-    with pytest.raises(FacetlError, match="eval.repeats"):
-        repeats_stage("gender", params)
+    tiny_params(tmp_path, {"repeats.splits": 0})
+    with pytest.raises(FacetlError, match="repeats.splits"):
+        main()

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from facetl.compare import discordant_counts, mcnemar_exact
-from facetl.report import build_report
+from facetl.report.compare import discordant_counts, mcnemar_exact
+from facetl.report.report import build_report
 
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
 

@@ -7,8 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from facetl.errors import FacetlError
-from facetl.scratch import resize_batch, scenario_config, scratch_cnn, scratch_stage, subsample
+from facetl.core.errors import FacetlError
+from facetl.gender.scratch import (
+    main,
+    resize_batch,
+    scenario_config,
+    scratch_cnn,
+    subsample,
+)
 from tests.tiny_pipeline import UP_TO_PREPARE, run_gender_stages, tiny_params
 
 
@@ -66,13 +72,13 @@ def test_scenario_overrides_common_and_unknown_ones_are_named():
 
 def test_scratch_stage_trains_scores_and_logs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    params = tiny_params(tmp_path, {"scratch.common.filters": [4, 4, 4, 8],
-                                    "scratch.common.dense": 8, "scratch.common.epochs": 2,
-                                    "scratch.common.max_train_images": 30,
-                                    "scratch.scenarios.small.input_size": 40})
-    run_gender_stages(params, UP_TO_PREPARE)
+    tiny_params(tmp_path, {"scratch.common.filters": [4, 4, 4, 8],
+                           "scratch.common.dense": 8, "scratch.scenarios.small.epochs": 2,
+                           "scratch.scenarios.small.max_train_images": 30,
+                           "scratch.scenarios.small.input_size": 40})
+    run_gender_stages(UP_TO_PREPARE)
 
-    scratch_stage("small", params)
+    main("small")
     metrics = json.loads((tmp_path / "metrics/scratch_small.json").read_text())
     assert {"accuracy", "accuracy_ci95", "auc", "n_test", "seconds"} <= metrics.keys()
     low, high = metrics["accuracy_ci95"]
@@ -84,7 +90,7 @@ def test_scratch_stage_trains_scores_and_logs(tmp_path, monkeypatch):
         assert len(curve) == 1 + 2  # header and one row per epoch
     assert (live / "training.png").stat().st_size > 1000
 
-    scratch_stage("small", params)  # same params, same machine: same metrics
+    main("small")  # same params, same machine: same metrics
     again = json.loads((tmp_path / "metrics/scratch_small.json").read_text())
     assert {k: again[k] for k in ("accuracy", "auc")} == {k: metrics[k] for k in
                                                           ("accuracy", "auc")}

@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from facetl.download import FetchPolicy, fetch_text
-from facetl.errors import FacetlError
-from facetl.sources import load_rows
+from facetl.core.errors import FacetlError
+from facetl.data.download import FetchPolicy, fetch_text
+from facetl.data.sources import load_rows
 from tests.conftest import Route
 from tests.synthetic import write_class_folder, write_labels_csv
 
@@ -34,8 +34,9 @@ def config(source: str | Path, **overrides) -> dict:
 
 
 def local_config(source: Path, **overrides) -> dict:
-    """The column names of tests.synthetic.write_labels_csv."""
-    return config(source, path_column="filename", label_column="gender") | overrides
+    """The column names and image folder of tests.synthetic.write_labels_csv."""
+    return config(source, path_column="filename", label_column="gender",
+                  images=str(source.parent / "images")) | overrides
 
 
 def no_network(url: str) -> bytes:
@@ -59,15 +60,12 @@ def test_per_class_null_keeps_every_known_label():
     assert sorted(rows["label"].value_counts().items()) == [("female", 3), ("male", 3)]
 
 
-def test_local_csv_paths_are_relative_to_the_csv(tmp_path):
+def test_local_csv_needs_the_images_folder_dvc_tracks(tmp_path):
     labels = write_labels_csv(tmp_path, per_class=3, people=2)
-    frame = pd.read_csv(labels, dtype=str)
-    frame.assign(filename="images/" + frame["filename"]).to_csv(labels, index=False)
-    rows = load_rows(local_config(labels, group_column="identity"), no_network)
-    assert len(rows) == 6
-    assert all(Path(s).is_file() for s in rows["source"])
-    assert rows["source"].iloc[0] == str(tmp_path / "images" / "0000.jpg")
-    assert rows["group"].tolist() == ["0", "101", "0", "101", "0", "101"]
+    for images in ("", str(tmp_path / "absent")):
+        with pytest.raises(FacetlError, match="data.<task>.images") as caught:
+            load_rows(local_config(labels, images=images), no_network)
+        assert str(tmp_path) in str(caught.value)  # names the CSV's folder as the likely one
 
 
 def test_images_param_names_the_folder_of_relative_paths(tmp_path):

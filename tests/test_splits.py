@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facetl.errors import FacetlError
-from facetl.splits import holdout_mask
+from facetl.core.errors import FacetlError
+from facetl.data.splits import holdout_mask
 
 
 def people(n_people: int = 40, per_person: int = 5,

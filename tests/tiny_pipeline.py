@@ -1,24 +1,23 @@
-"""The real params.yaml, shrunk, in a test's own folder: stage bodies run there as in `dvc repro`.
+"""The real params.yaml, shrunk, in a test's own folder: stage modules run there as in
+`dvc repro`.
 
-Stages read and write paths relative to the working folder, so a test changes into the folder
-this prepares (monkeypatch.chdir) and calls the stage bodies directly, in dvc.yaml's order.
+Stages read `params.yaml` and write paths relative to the working folder, so a test changes
+into the folder this prepares (monkeypatch.chdir) and calls the stages' `main()` directly, in
+dvc.yaml's order.
 """
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from facetl.params import load_params
-from facetl.pipeline import (
-    download_stage,
-    evaluate_stage,
-    faces_stage,
-    features_stage,
-    prepare_stage,
-    train_stage,
-)
+from facetl.core.params import load_params
+from facetl.gender import download, evaluate, faces, prepare, train
+from facetl.models import features
 from tests.e2e import REPO, set_params
 from tests.synthetic import write_labels_csv
 
@@ -29,10 +28,10 @@ TINY = {
     "faces.align": False,  # synthetic photos have no faces
     "prepare.gender.input_size": 32,
     "backbones.vgg16.weights": "none",
-    "train.epochs": 2,
+    "train.gender.epochs": 2,
 }
-UP_TO_PREPARE = (download_stage, faces_stage, prepare_stage)
-UP_TO_EVALUATE = (*UP_TO_PREPARE, features_stage, train_stage, evaluate_stage)
+UP_TO_PREPARE = (download.main, faces.main, prepare.main)
+UP_TO_EVALUATE = (*UP_TO_PREPARE, partial(features.main, "gender"), train.main, evaluate.main)
 
 
 def tiny_params(folder: Path, overrides: dict[str, Any] | None = None, per_class: int = 24,
@@ -46,6 +45,17 @@ def tiny_params(folder: Path, overrides: dict[str, Any] | None = None, per_class
     return load_params(folder / "params.yaml")
 
 
-def run_gender_stages(params: dict[str, Any], stages: tuple) -> None:
+def run_gender_stages(stages: tuple[Callable[[], None], ...]) -> None:
     for stage in stages:
-        stage("gender", params)
+        stage()
+
+
+@contextmanager
+def overridden(folder: Path, overrides: dict[str, Any]) -> Iterator[None]:
+    """params.yaml with `overrides` while the block runs, then as it was."""
+    saved = (folder / "params.yaml").read_text()
+    set_params(folder, overrides)
+    try:
+        yield
+    finally:
+        (folder / "params.yaml").write_text(saved)

@@ -1,34 +1,15 @@
-"""Command line: `facetl predict ...`, and the error handling shared by the DVC stages."""
+"""Command line: `facetl predict ...` and `facetl report`."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from facetl.errors import FacetlError
+from facetl.core.errors import FacetlError
 
 PREDICTORS = {"gender": "predict_gender", "keypoints": "predict_keypoints"}
-
-
-def run_stage(stage: Callable[[str, dict[str, Any]], None]) -> None:
-    """Run a stage body for the task named on the command line; user errors exit 2, no trace."""
-    from facetl.params import load_params
-
-    if len(sys.argv) != 2:
-        sys.exit(f"usage: python {sys.argv[0]} TASK")
-    start = time.perf_counter()
-    try:
-        stage(sys.argv[1], load_params())
-    except FacetlError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    # One parseable line per stage: benchmarks collect stage wall times from it.
-    print(f"stage-time {stage.__name__} {sys.argv[1]} {time.perf_counter() - start:.1f} s")
 
 
 def predict_command(args: argparse.Namespace) -> None:
@@ -52,7 +33,7 @@ def predict_command(args: argparse.Namespace) -> None:
 
 
 def report_command(args: argparse.Namespace) -> None:
-    from facetl.report import build_report
+    from facetl.report.report import build_report
 
     table = build_report(Path("."), Path(args.out))
     print(f"wrote {args.out}/comparison.md ({len(table)} rows)")

@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from facetl.backbones import load_model
-from facetl.errors import FacetlError
-from facetl.faces import face_crop
-from facetl.images import ImageDecodeError, read_image, resize_square
+from facetl.core.errors import FacetlError
+from facetl.data.images import ImageDecodeError, read_image, resize_square
+from facetl.faces.detect import face_crop
+from facetl.models.export import load_task_model
 
 MODELS_ROOT = Path("models")
-
-
-def load_task_model(task: str, models_root: Path = MODELS_ROOT) -> tuple[Any, dict]:
-    folder = models_root / task
-    model_file, meta_file = folder / "model.keras", folder / "model.json"
-    if not model_file.is_file() or not meta_file.is_file():
-        raise FacetlError(
-            f"no trained {task} model in {folder} (need model.keras and model.json); "
-            f"run `dvc repro` first, or pass --models DIR"
-        )
-    return load_model(model_file), json.loads(meta_file.read_text())
 
 
 def read_input(file: str) -> np.ndarray:
@@ -85,7 +72,7 @@ def write_overlays(results: list[dict], out_dir: Path) -> None:
 
     Adds the written path to each result as "overlay"; same-named inputs get numbered files.
     """
-    from facetl.keypoint_plots import write_overlay  # here: it loads matplotlib
+    from facetl.keypoints.plots import write_overlay  # here: it loads matplotlib
 
     used: set[str] = set()
     for number, result in enumerate(results):

@@ -1,0 +1,34 @@
+"""Reading `params.yaml`: the one place every stage takes its knobs from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from facetl.core.errors import FacetlError
+
+
+def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise FacetlError(f"{path}: no such file; run the stage from the repository root")
+    try:
+        params = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise FacetlError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(params, dict):
+        raise FacetlError(f"{path}: expected a mapping of parameter groups")
+    return params
+
+
+def lookup(params: dict[str, Any], dotted: str) -> Any:
+    """Return `params[a][b][c]` for "a.b.c", with an error naming the missing key."""
+    node: Any = params
+    for depth, key in enumerate(dotted.split(".")):
+        if not isinstance(node, dict) or key not in node:
+            where = ".".join(dotted.split(".")[:depth]) or "the top level"
+            raise FacetlError(f"params.yaml: missing `{dotted}` (no `{key}` under {where})")
+        node = node[key]
+    return node

@@ -1,0 +1,36 @@
+"""Run-time settings that cannot change a result: environment variables, not params.
+
+Changing them must rerun nothing, so no stage lists them; each has a default that suits
+the machine the pipeline runs on.
+"""
+
+from __future__ import annotations
+
+import os
+
+from facetl.core.errors import FacetlError
+
+DEFAULTS = {
+    "FACETL_DOWNLOAD_WORKERS": "8",  # concurrent fetches
+    "FACETL_DOWNLOAD_TIMEOUT_S": "10",  # per request
+    "FACETL_DOWNLOAD_RETRIES": "3",  # on timeouts, 5xx and 429
+    "FACETL_DOWNLOAD_BACKOFF_S": "0.5",  # first wait between retries, doubled each time
+    "FACETL_MULTI_GPU": "0",  # 1: spread extraction over every GPU the backend sees
+}
+
+
+def setting(name: str) -> str:
+    return os.environ.get(name, DEFAULTS[name])
+
+
+def number(name: str) -> float:
+    """A numeric setting, with an error that names the variable when it is not a number."""
+    try:
+        return float(setting(name))
+    except ValueError as exc:
+        raise FacetlError(f"environment variable {name}={setting(name)!r} is not a number "
+                          f"(default {DEFAULTS[name]})") from exc
+
+
+def flag(name: str) -> bool:
+    return setting(name).strip().lower() in ("1", "true", "yes")

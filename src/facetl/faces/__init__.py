@@ -1,0 +1,1 @@
+"""Layer 2: the face front end (detection, alignment, dlib model files)."""

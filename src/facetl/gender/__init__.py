@@ -1,0 +1,1 @@
+"""Task: gender classification, one module per DVC stage."""

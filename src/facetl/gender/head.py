@@ -1,0 +1,52 @@
+"""The gender head named by `head.type`, trained on cached features: shared by the train and
+repeats stages, so a repeat trains exactly what the pipeline trains."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import pandas as pd
+
+from facetl.core.errors import FacetlError
+from facetl.core.params import lookup
+from facetl.core.plots import cv_curve_plot, training_curves
+from facetl.data.splits import carve_validation, person_groups
+from facetl.models.backbones import get_spec
+from facetl.models.heads import chapter_head
+from facetl.models.linear_head import HEAD_TYPES, fit_linear_head, log_cv_curve
+from facetl.models.training import feature_max, fit
+
+
+def fit_classifier_head(name: str, features: np.ndarray, index: pd.DataFrame, train: np.ndarray,
+                        params: dict[str, Any], seed: int,
+                        plots_dir: Path | None = None) -> keras.Model:
+    """Train on the `train` rows only (seeded).
+
+    With `plots_dir`, its training curves go to `training/` (dvclive) and `training.png` there;
+    without, nothing is logged (the repeated splits only want the head).
+    """
+    cfg, head_cfg = lookup(params, "train.gender"), lookup(params, "head")
+    if head_cfg["type"] not in HEAD_TYPES:
+        raise FacetlError(f"head.type must be one of {HEAD_TYPES}, got {head_cfg['type']!r}")
+    keras.utils.set_random_seed(seed)
+    targets = index["label_index"].to_numpy().astype("float32")
+    if head_cfg["type"] == "linear":  # C by cross-validation on the train split: no val carve
+        fitted = fit_linear_head(features, targets.astype(int), train, person_groups(index),
+                                 head_cfg, seed)
+        if plots_dir:
+            log_cv_curve(fitted.cv, plots_dir / "training")
+            cv_curve_plot(fitted.cv, fitted.c, plots_dir / "training.png")
+        print(f"linear head: C={fitted.c:g} by {head_cfg['folds']}-fold CV")
+        return fitted.head
+    fit_rows, val_rows = carve_validation(index, train, cfg["val_size"], seed)
+    head = chapter_head(features.shape[1:], get_spec(name).head_blocks, 1, "sigmoid",
+                        feature_max(features, fit_rows), cfg["dropout"])
+    fit(head, features, targets, fit_rows, val_rows,
+        cfg | {"loss": "binary_crossentropy", "metrics": ["accuracy"]}, seed,
+        plots_dir / "training" if plots_dir else None)
+    if plots_dir:
+        training_curves(plots_dir / "training", plots_dir / "training.png")
+    return head

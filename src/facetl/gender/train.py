@@ -1,0 +1,28 @@
+"""Stage train_gender: the head on the active backbone's cached features, saved with its
+extractor as one image -> prediction model (`models/gender/model.keras`)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from facetl.core import paths
+from facetl.core.params import load_params, lookup
+from facetl.data.splits import load_split
+from facetl.gender.head import fit_classifier_head
+from facetl.models.export import save_head_model
+
+TASK = "gender"
+
+
+def main() -> None:
+    params = load_params()
+    name = lookup(params, "backbone")
+    features = np.load(paths.features_path(TASK, name), mmap_mode="r")
+    index, train, _ = load_split(TASK)
+
+    head = fit_classifier_head(name, features, index, train, params, lookup(params, "seed"),
+                               paths.plots_dir(TASK))
+
+    save_head_model(TASK, name, head, {
+        "classes": [str(c).lower() for c in lookup(params, f"data.{TASK}.classes")],
+        "head": lookup(params, "head.type"), "faces": lookup(params, "faces")})

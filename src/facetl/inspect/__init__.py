@@ -1,0 +1,1 @@
+"""Layer 4: views inside networks (layer taps, Grad-CAM)."""

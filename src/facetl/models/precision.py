@@ -1,0 +1,69 @@
+"""Which float precision the backbone runs in, given what the hardware can do fast.
+
+bfloat16 pays off on recent GPUs, and on CPUs by how much bf16 hardware they have and how
+dense the network is: measured, VGG16 gains ~7x with AMX and ~2.6x with AVX512-BF16 alone,
+ResNet50 ~1.3x with either, MobileNetV2 loses on both (0.77x). So `auto` asks the registry
+which CPU flag a backbone needs before bf16 wins (AMX only, for networks not measured yet).
+"""
+
+from __future__ import annotations
+
+import warnings
+from functools import cache
+from pathlib import Path
+
+import tensorflow as tf
+
+from facetl.core.errors import FacetlError
+
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+POLICY = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+
+
+@cache
+def cpu_flags() -> frozenset[str]:
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.is_file():
+        return frozenset()
+    for line in cpuinfo.read_text().splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.split(":", 1)[1].split())
+    return frozenset()
+
+
+@cache
+def gpu_capability() -> tuple[int, int] | None:
+    """Compute capability of the first GPU TensorFlow sees, or None without one."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return None
+    details = tf.config.experimental.get_device_details(gpus[0])
+    return tuple(details.get("compute_capability", (0, 0)))
+
+
+def supported(precision: str) -> bool:
+    capability = gpu_capability()
+    if precision == "float32":
+        return True
+    if capability is not None:
+        return capability >= ((8, 0) if precision == "bfloat16" else (7, 0))
+    return precision == "bfloat16" and bool({"amx_bf16", "avx512_bf16"} & cpu_flags())
+
+
+def resolve_precision(requested: str, bf16_wins_with: str | None) -> str:
+    """The precision to run in; an unsupported request falls back to float32 with a warning.
+
+    `bf16_wins_with`: the CPU flag (`avx512_bf16` or `amx_bf16`) from which bfloat16 is faster
+    for this backbone, or None where it never is.
+    """
+    if requested not in PRECISIONS:
+        raise FacetlError(f"features.precision must be one of {PRECISIONS}, got {requested!r}")
+    if requested == "auto":
+        if gpu_capability() is not None:
+            return next(p for p in ("bfloat16", "float16", "float32") if supported(p))
+        return "bfloat16" if bf16_wins_with in cpu_flags() else "float32"
+    if not supported(requested):
+        warnings.warn(f"{requested} is not fast on this hardware; running in float32",
+                      stacklevel=2)
+        return "float32"
+    return requested

@@ -1,0 +1,7 @@
+"""DVC stage download_keypoints: runs `facetl.keypoints.download.main()` (see dvc.yaml)."""
+
+if __name__ == "__main__":  # imports here: spawned worker processes re-run this file's top
+    from facetl.core.stage import run_stage
+    from facetl.keypoints.download import main
+
+    run_stage(main)
