@@ -14,9 +14,9 @@ from PIL import Image
 from skimage import data
 
 from facetl.core import paths
-from facetl.gender import download, evaluate, faces, prepare, train
+from facetl.gender import download, evaluate, faces, finetune, prepare, train
 from facetl.models import features
-from facetl.predict import predict_gender
+from facetl.gender.predict import predict_gender
 from tests.tiny_pipeline import tiny_params
 
 OVERRIDES = {"faces.align": True, "backbone": "dlib_face", "head.type": "linear", "head.folds": 3,
@@ -43,6 +43,7 @@ def test_aligned_dlib_face_with_a_linear_head_end_to_end(tmp_path, monkeypatch):
     features.main("gender")
     assert np.load(paths.features_path("gender", "dlib_face")).shape == (48, 128)
     train.main()
+    finetune.main()  # off by default: passes the model on
     meta = json.loads((paths.model_dir("gender") / "model.json").read_text())
     assert meta["head"] == "linear" and meta["faces"]["size"] == 150
     assert (tmp_path / "plots/gender/training/plots/metrics/eval/loss.tsv").is_file()

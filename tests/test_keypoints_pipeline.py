@@ -144,16 +144,42 @@ def test_predict_overlay_draws_each_image(run, capsys, tmp_path):
 def test_predict_errors_are_clear(run, capsys, tmp_path):
     work, _ = run
     face = str(work / "source/images/Person_A_00.jpg")
-    for args, message in [
-        (["--models", str(tmp_path), face], "no trained keypoints model"),
-        (["--models", str(work / "models"), str(tmp_path / "absent.jpg")], "no such image"),
-    ]:
-        with pytest.raises(SystemExit) as exit_:
-            main(["predict", "--task", "keypoints", *args])
-        assert exit_.value.code == 2 and message in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["predict", "--task", "keypoints", "--models", str(tmp_path), face])
+    assert exit_.value.code == 2 and "no trained keypoints model" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["predict", "--task", "gender", "--overlay", str(tmp_path), face])
     assert "--overlay draws keypoints" in capsys.readouterr().err
+
+
+def test_one_unreadable_file_loses_no_other_prediction(run, capsys, tmp_path, monkeypatch):
+    """Streamed in batches of 2: the bad files are error entries in input order, the rest are
+    predicted, and the exit status says something failed."""
+    work, _ = run
+    monkeypatch.setattr("facetl.models.inference.BATCH", 2)
+    faces = sorted(str(f) for f in (work / "source/images").glob("Person_A_*.jpg"))[:3]
+    broken = tmp_path / "broken.jpg"
+    broken.write_text("<html></html>")
+    inputs = [faces[0], str(broken), faces[1], str(tmp_path / "absent.jpg"), faces[2]]
+    with pytest.raises(SystemExit) as exit_:
+        main(["predict", "--task", "keypoints", "--json", "--models", str(work / "models"),
+              *inputs])
+    assert exit_.value.code == 1
+    results = json.loads(capsys.readouterr().out)
+    assert [r["image"] for r in results] == inputs
+    assert "cannot read as an image" in results[1]["error"]
+    assert "no such image file" in results[3]["error"]
+    assert all(len(results[i]["keypoints"]) == 68 for i in (0, 2, 4))
+
+
+def test_predict_takes_folders_and_patterns(run, capsys):
+    work, _ = run
+    folder = work / "source/images"
+    main(["predict", "--task", "keypoints", "--json", "--models", str(work / "models"),
+          str(folder), str(folder / "Person_A_0*.jpg")])
+    images = [r["image"] for r in json.loads(capsys.readouterr().out)]
+    everything = sorted(str(f) for f in folder.glob("*.jpg"))
+    assert images == everything + sorted(str(f) for f in folder.glob("Person_A_0*.jpg"))
 
 
 def test_wing_loss_and_linear_output_train_too(run, monkeypatch):

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from facetl.core.params import load_params
-from facetl.gender import download, evaluate, faces, prepare, train
+from facetl.gender import download, evaluate, faces, finetune, prepare, train
 from facetl.models import features
 from tests.e2e import REPO, set_params
 from tests.synthetic import write_labels_csv
@@ -31,7 +31,8 @@ TINY = {
     "train.gender.epochs": 2,
 }
 UP_TO_PREPARE = (download.main, faces.main, prepare.main)
-UP_TO_EVALUATE = (*UP_TO_PREPARE, partial(features.main, "gender"), train.main, evaluate.main)
+UP_TO_EVALUATE = (*UP_TO_PREPARE, partial(features.main, "gender"), train.main, finetune.main,
+                  evaluate.main)
 
 
 def tiny_params(folder: Path, overrides: dict[str, Any] | None = None, per_class: int = 24,

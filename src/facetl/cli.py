@@ -9,20 +9,18 @@ from pathlib import Path
 
 from facetl.core.errors import FacetlError
 
-PREDICTORS = {"gender": "predict_gender", "keypoints": "predict_keypoints"}
+TASKS = ("gender", "keypoints")
 
 
 def predict_command(args: argparse.Namespace) -> None:
+    """Print every file's prediction; files that could not be read are error entries, and the
+    exit status is then 1 (after all other files got their predictions)."""
     from facetl import predict
 
-    tasks = list(PREDICTORS) if args.task == "all" else [args.task]
+    tasks = list(TASKS) if args.task == "all" else [args.task]
     if args.overlay and "keypoints" not in tasks:
         raise FacetlError("--overlay draws keypoints: use it with --task keypoints (or all)")
-    results: list[dict] = [{} for _ in args.images]  # one merged dict per image
-    for task in tasks:
-        predicted = getattr(predict, PREDICTORS[task])(args.images, Path(args.models))
-        for merged, result in zip(results, predicted, strict=True):
-            merged.update(result)
+    results = predict.predict(tasks, args.images, Path(args.models))
     if args.overlay:
         predict.write_overlays(results, Path(args.overlay))
     if args.json:
@@ -30,6 +28,11 @@ def predict_command(args: argparse.Namespace) -> None:
     else:
         for result in results:
             print(" ".join(f"{key}={value}" for key, value in result.items()))
+    failed = [r for r in results if "error" in r]
+    for result in failed:
+        print(f"error: {result['error']}", file=sys.stderr)
+    if failed:
+        sys.exit(1)
 
 
 def report_command(args: argparse.Namespace) -> None:
@@ -43,8 +46,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="facetl", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     predict = commands.add_parser("predict", help="run the trained models on image files")
-    predict.add_argument("images", nargs="+", metavar="IMAGE")
-    predict.add_argument("--task", choices=[*sorted(PREDICTORS), "all"], default="gender")
+    predict.add_argument("images", nargs="+", metavar="IMAGE",
+                         help="image files, folders of images, or glob patterns ('*.jpg')")
+    predict.add_argument("--task", choices=[*TASKS, "all"], default="gender")
     predict.add_argument("--overlay", metavar="DIR",
                          help="also write each image with its predicted keypoints drawn")
     predict.add_argument("--json", action="store_true", help="print JSON")

@@ -1,10 +1,9 @@
-"""Stage evaluate_gender: the trained model on the test split (never seen in training):
+"""Stage evaluate_gender: the final model (`models/gender/model.keras`, fine-tuned or not) on
+the test photos (never seen in training), the same file `facetl predict` uses:
 accuracy with its Wilson interval, ROC, confusion matrix, per-photo predictions, and the
 misclassified photos to look at."""
 
 from __future__ import annotations
-
-import json
 
 import numpy as np
 import pandas as pd
@@ -15,24 +14,28 @@ from facetl.core.metrics import binary_report, roc_points
 from facetl.core.params import load_params, lookup
 from facetl.core.plots import confusion_plot, image_grid, roc_plot
 from facetl.data.splits import load_split
-from facetl.models.backbones import load_model
+from facetl.models.export import load_task_model
+from facetl.models.training import FeatureBatches
 
 TASK = "gender"
+BATCH = 32
 
 
 def main() -> None:
     params = load_params()
-    name = lookup(params, "backbone")
     out = paths.plots_dir(TASK)
-    features = np.load(paths.features_path(TASK, name), mmap_mode="r")
+    images = np.load(paths.prepared_dir(TASK) / "images.npy", mmap_mode="r")
     index, _, test = load_split(TASK)
-    head = load_model(paths.model_dir(TASK) / "head.keras")
-    classes = json.loads((paths.model_dir(TASK) / "model.json").read_text())["classes"]
+    model, meta = load_task_model(TASK)
+    classes = meta["classes"]
 
-    p_positive = head.predict(np.asarray(features[test], dtype="float32"), verbose=0)[:, 0]
-    labels = index["label_index"].to_numpy()[test]
+    labels = index["label_index"].to_numpy()
+    batches = FeatureBatches(images, labels, test, BATCH)  # streamed: memory flat in N
+    p_positive = model.predict(batches, verbose=0)[:, 0]
+    labels = labels[test]
     report = binary_report(labels, p_positive)
-    write_json(paths.metrics_path(TASK), {"backbone": name} | report)
+    write_json(paths.metrics_path(TASK), {"backbone": meta["backbone"],
+                                          "finetuned": meta["finetuned"]} | report)
 
     roc = roc_points(labels, p_positive)
     write_csv(out / "roc.csv", pd.DataFrame(roc).round(5))

@@ -1,5 +1,6 @@
 """Stage train_gender: the head on the active backbone's cached features, saved with its
-extractor as one image -> prediction model (`models/gender/model.keras`)."""
+extractor as one image -> prediction model (`models/gender_head/`; the finetune_gender stage
+turns it into the final `models/gender/`)."""
 
 from __future__ import annotations
 
@@ -25,4 +26,5 @@ def main() -> None:
 
     save_head_model(TASK, name, head, {
         "classes": [str(c).lower() for c in lookup(params, f"data.{TASK}.classes")],
-        "head": lookup(params, "head.type"), "faces": lookup(params, "faces")})
+        "head": lookup(params, "head.type"), "faces": lookup(params, "faces")},
+        folder=f"{TASK}_head")

@@ -24,24 +24,25 @@ def end_to_end(extractor: keras.Model, head: keras.Model, name: str) -> keras.Mo
     return keras.Model(image, head(extractor(image)), name=name)
 
 
-def save_task_model(task: str, model: keras.Model, head: keras.Model | None,
+def save_task_model(folder: str, model: keras.Model, head: keras.Model | None,
                     meta: dict[str, Any]) -> None:
-    """`model.keras` (image -> prediction), `head.keras` when the head runs on cached
-    features, and `model.json` saying what the outputs mean (classes, point units...)."""
-    with atomic_path(paths.model_dir(task)) as tmp:
+    """`models/<folder>/`: `model.keras` (image -> prediction), `head.keras` when the head runs
+    on cached features, and `model.json` saying what the outputs mean (classes, units...)."""
+    with atomic_path(paths.model_dir(folder)) as tmp:
         tmp.mkdir()
         model.save(tmp / "model.keras")
         if head is not None:
             head.save(tmp / "head.keras")
         (tmp / "model.json").write_text(json.dumps(
-            {"task": task, "input_size": model.input_shape[1]} | meta, indent=2) + "\n")
+            {"input_size": model.input_shape[1]} | meta, indent=2) + "\n")
 
 
-def save_head_model(task: str, backbone: str, head: keras.Model, meta: dict[str, Any]) -> None:
+def save_head_model(task: str, backbone: str, head: keras.Model, meta: dict[str, Any],
+                    folder: str | None = None) -> None:
     """A head trained on cached features, joined to the exact extractor that made them."""
     extractor = load_model(paths.extractor_path(task, backbone))
-    save_task_model(task, end_to_end(extractor, head, f"{task}_{backbone}"), head,
-                    {"backbone": backbone} | meta)
+    save_task_model(folder or task, end_to_end(extractor, head, f"{task}_{backbone}"), head,
+                    {"task": task, "backbone": backbone} | meta)
 
 
 def load_task_model(task: str, models_root: Path = Path("models")) -> tuple[keras.Model, dict]:

@@ -1,0 +1,59 @@
+"""Stage finetune_gender: the second half of transfer learning. The trained head and its
+backbone as one model (warm start), the top of the backbone unfrozen (BatchNorm kept in
+inference mode), trained from the prepared photos at a low learning rate with augmentation
+that shows the network blurred, upscaled, sharp, tilted and recoloured faces alike.
+
+`finetune.gender.enabled: false` (the chapter's frozen recipe) passes the trained model on
+unchanged, so `models/gender/` is always the model that evaluation and `facetl predict` use.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from facetl.core import paths
+from facetl.core.params import load_params, lookup
+from facetl.core.plots import training_curves
+from facetl.data.splits import carve_validation, load_split
+from facetl.models.augment import AugmentSettings, augment_batch
+from facetl.models.export import load_task_model, save_task_model
+from facetl.models.finetune import finetune, unfreeze_top
+
+TASK = "gender"
+
+
+def main() -> None:
+    params = load_params()
+    cfg = lookup(params, f"finetune.{TASK}")
+    seed = lookup(params, "seed")
+    model, meta = load_task_model(f"{TASK}_head")
+    live_dir = paths.plots_dir(TASK) / "finetune"
+    if not cfg["enabled"]:
+        save_task_model(TASK, model, None, meta | {"finetuned": False})
+        live_dir.mkdir(parents=True, exist_ok=True)
+        (live_dir / "NOTE.txt").write_text("fine-tuning off: finetune.gender.enabled is false\n")
+        print(f"finetune {TASK}: off (finetune.{TASK}.enabled: false): the frozen model as is")
+        return
+
+    images = np.load(paths.prepared_dir(TASK) / "images.npy", mmap_mode="r")
+    index, train, _ = load_split(TASK)
+    targets = index["label_index"].to_numpy().astype("float32")
+    fit_rows, val_rows = carve_validation(index, train, cfg["val_size"], seed)
+    settings = AugmentSettings.from_params(cfg["augment"])
+
+    def augment(batch: np.ndarray, batch_targets: np.ndarray, rng: np.random.Generator):
+        return augment_batch(batch, rng, settings)[0], batch_targets
+
+    keras.utils.set_random_seed(seed)
+    unfrozen = unfreeze_top(model, cfg["unfreeze"])
+    history = finetune(model, images, targets, fit_rows, val_rows,
+                       cfg | {"loss": "binary_crossentropy", "metrics": ["accuracy"]}, seed,
+                       live_dir, augment)
+    training_curves(live_dir, live_dir / "training.png")
+
+    save_task_model(TASK, model, None, meta | {
+        "finetuned": True, "unfrozen_layers": len(unfrozen),
+        "epochs_run": len(history.history["loss"])})
+    print(f"finetune {TASK}: {len(unfrozen)} backbone layers trained for "
+          f"{len(history.history['loss'])} epochs")

@@ -1,0 +1,35 @@
+"""Gender from photo files: each photo through the face front end the model was trained
+behind, then the model (shared by `facetl predict` and the out-of-distribution evaluation)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from facetl.data.images import resize_square
+from facetl.faces.detect import face_crop
+from facetl.models.export import load_task_model
+from facetl.models.inference import stream_predictions
+
+
+def predict_gender(files: list[str], models_root: Path = Path("models")) -> list[dict]:
+    """One dict per file, in order: gender, p_<positive class>, and what the front end did.
+
+    `face` is found (dlib), fallback (cascade), none (whole photo) or off (trained without
+    alignment); `faces` is how many faces it saw. Unreadable files get an `error` entry.
+    """
+    model, meta = load_task_model("gender", models_root)
+    faces = meta.get("faces", {"align": False})
+    negative, positive = meta["classes"]
+
+    def prepare(image: np.ndarray):
+        crop = face_crop(image, faces)
+        return resize_square(crop.image, meta["input_size"]), crop
+
+    def describe(file: str, output: np.ndarray, crop) -> dict:
+        p = float(output[0])
+        return {"image": file, "gender": positive if p >= 0.5 else negative,
+                f"p_{positive}": round(p, 5), "face": crop.status, "faces": crop.faces}
+
+    return stream_predictions(files, model, prepare, describe)

@@ -1,0 +1,62 @@
+"""Running a saved model over many image files: streamed in batches (memory flat in the number
+of files), one result per file in input order, and an unreadable file an error entry for that
+file alone, so one bad photo never loses the others' predictions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import keras
+import numpy as np
+from tqdm import tqdm
+
+from facetl.core.errors import FacetlError
+from facetl.data.images import ImageDecodeError, read_image
+
+BATCH = 32
+
+
+def read_input(file: str) -> np.ndarray:
+    """An input image as RGB; a missing or unreadable file is a clear error."""
+    try:
+        return read_image(file)
+    except FileNotFoundError as exc:
+        raise FacetlError(f"{file}: no such image file") from exc
+    except (ImageDecodeError, OSError) as exc:
+        raise FacetlError(f"{file}: cannot read as an image ({exc})") from exc
+
+
+def chunks(files: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(files), size):
+        yield files[start:start + size]
+
+
+def stream_predictions(files: list[str], model: keras.Model,
+                       prepare: Callable[[np.ndarray], tuple[np.ndarray, Any]],
+                       describe: Callable[[str, np.ndarray, Any], dict],
+                       batch_size: int | None = None) -> list[dict]:
+    """`prepare(image) -> (model input, extra)` per file; `describe(file, output, extra)` per
+    prediction. A file that cannot be read gets `{"image": file, "error": why}`."""
+    batch_size = batch_size or BATCH
+    results: list[dict] = []
+    progress = tqdm(total=len(files), desc="predict", unit="img", disable=len(files) <= batch_size)
+    for batch_files in chunks(files, batch_size):
+        ready, inputs, extras = [], [], []
+        for file in batch_files:
+            try:
+                model_input, extra = prepare(read_input(file))
+            except FacetlError as exc:
+                results.append({"image": file, "error": str(exc)})
+                continue
+            results.append({"image": file})
+            ready.append(len(results) - 1)
+            inputs.append(model_input)
+            extras.append(extra)
+        if inputs:
+            outputs = model.predict(np.stack(inputs), verbose=0)
+            for slot, output, extra in zip(ready, outputs, extras, strict=True):
+                results[slot] = describe(results[slot]["image"], output, extra)
+        progress.update(len(batch_files))
+    progress.close()
+    return results
