@@ -15,7 +15,7 @@ import time
 
 import tensorflow as tf
 
-from facetl.precision import cpu_flags
+from facetl.models.precision import cpu_flags
 
 SHAPE = (32, 56, 56, 256)  # batch, height, width, channels: VGG16 block3
 KERNEL = (3, 3, 256, 256)

@@ -52,7 +52,7 @@ def _walk(model):
 def images_for(size: int, count: int) -> np.ndarray:
     """Real face photos when ../shared is present (any photo would do), else random pixels."""
     from benchmarks.shared_data import CELEBA
-    from facetl.images import read_image, resize_square
+    from facetl.data.images import read_image, resize_square
 
     folder = CELEBA / "images"
     files = sorted(folder.glob("*.jpg"))[:count] if folder.is_dir() else []
@@ -65,9 +65,9 @@ def measure(method: str, backbone: str, size: int, count: int, batch: int) -> di
     """Runs inside the child process: returns images/s for one method."""
     import keras
 
-    from facetl.backbones import build_extractor, get_spec
-    from facetl.features import extract_to_npy
-    from facetl.precision import resolve_precision
+    from facetl.models.backbones import build_extractor, get_spec
+    from facetl.models.extraction import extract_to_npy
+    from facetl.models.precision import resolve_precision
 
     images = images_for(size, count)
     precision = "float32"

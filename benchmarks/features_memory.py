@@ -1,6 +1,6 @@
 """Issue 5's memory check: peak RSS of the real features stage at N=1000 and N=4000 images.
 
-Each run is the stage script itself (`stages/features.py`) in a scratch workspace whose
+Each run is the stage script itself (`stages/features_gender.py`) in a scratch workspace whose
 prepared array holds N random 224x224 images; peak RSS comes from the kernel (wait4).
 Flat memory means the N=4000 peak stays within ~10% of the N=1000 one.
 
@@ -43,7 +43,7 @@ def workspace(root: Path, count: int, size: int, backbone: str) -> Path:
 def peak_rss_mb(cwd: Path) -> tuple[float, float]:
     """Run the features stage in `cwd`; return (peak RSS in MB, wall seconds)."""
     start = time.perf_counter()
-    process = subprocess.Popen([sys.executable, str(REPO / "stages/features.py"), "gender"],
+    process = subprocess.Popen([sys.executable, str(REPO / "stages/features_gender.py")],
                                cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(process.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:

@@ -20,7 +20,7 @@ from pathlib import Path
 import dvc.api
 import numpy as np
 
-from facetl.report import experiment_commits, experiment_runs
+from facetl.report.report import experiment_commits, experiment_runs
 
 
 def cached_features(workspace: Path, commit: str, task: str, backbone: str) -> np.ndarray:

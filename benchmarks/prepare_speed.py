@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.shared_data import CELEBA
-from facetl.prepare import decode_all
+from facetl.data.prepare import decode_all
 
 PHOTOS = CELEBA / "images"
 

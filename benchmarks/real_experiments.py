@@ -43,10 +43,10 @@ VGG_NONE = {"backbone": "vgg16", "backbones.vgg16.weights": "none"}
 DLIB = {"backbone": "dlib_face"}
 # Every experiment sets all of these: `dvc exp run` leaves the last one's params in place.
 DEFAULTS = {"prepare.gender.input_size": 224, "faces.align": False, "head.type": "chapter",
-            "features.precision": "auto", "eval.repeats": 1}
-LINEAR = {"head.type": "linear", "eval.repeats": 5}  # seconds per fit: 5 grouped splits
+            "features.precision": "auto", "repeats.splits": 1}
+LINEAR = {"head.type": "linear", "repeats.splits": 5}  # seconds per fit: 5 grouped splits
 # bfloat16 vs float32 features: the same 5 grouped splits and head seeds, so the runs pair up.
-HED_PAIRED = HED | {"eval.repeats": 5}
+HED_PAIRED = HED | {"repeats.splits": 5}
 # In order of value; on a slow machine stop after any of them (the report shows what ran).
 EXPERIMENTS = {
     "mnv2-224": MNV2,

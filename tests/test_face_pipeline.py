@@ -15,8 +15,8 @@ from skimage import data
 
 from facetl.core import paths
 from facetl.gender import download, evaluate, faces, finetune, prepare, train
-from facetl.models import features
 from facetl.gender.predict import predict_gender
+from facetl.models import features
 from tests.tiny_pipeline import tiny_params
 
 OVERRIDES = {"faces.align": True, "backbone": "dlib_face", "head.type": "linear", "head.folds": 3,

@@ -37,8 +37,8 @@ TINY = {
     "faces.align": False,
 }
 GENDER_AFTER_DOWNLOAD = {"faces_gender", "prepare_gender", "features_gender", "train_gender",
-                         "finetune_gender", "evaluate_gender", "repeats_gender", "activations", "scratch@large",
-                         "scratch@small", "scratch@aggressive"}
+                         "finetune_gender", "evaluate_gender", "repeats_gender", "activations",
+                         "scratch@large", "scratch@small", "scratch@aggressive"}
 
 
 def ran(output: str) -> set[str]:
