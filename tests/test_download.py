@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from PIL import Image
 
 from facetl.core.errors import FacetlError
 from facetl.data.download import MANIFEST_COLUMNS, FetchPolicy, download, fetch_text
@@ -141,3 +142,14 @@ def test_an_unreachable_source_csv_says_how_to_use_local_data(server):
     message = str(caught.value)
     assert server.url("/missing.csv") in message and "http_404" in message
     assert "data.gender.source=" in message and "weights=" in message
+
+
+def test_a_local_photo_replaced_at_the_same_path_is_read_again(tmp_path):
+    """Reuse is for URLs only: a local source's edit must reach the manifest."""
+    photo = tmp_path / "a.png"
+    Image.new("RGB", (8, 8), (10, 10, 10)).save(photo)
+    rows = pd.DataFrame({"row": [0], "source": [str(photo)], "label": ["x"], "group": [""]})
+    first = download(rows, tmp_path / "out", FetchPolicy(), workers=1)
+    Image.new("RGB", (8, 8), (250, 10, 10)).save(photo)
+    second = download(rows, tmp_path / "out", FetchPolicy(), workers=1)
+    assert first["sha256"][0] != second["sha256"][0]

@@ -129,7 +129,13 @@ def _holds(file: Path, digest: str) -> bool:
 
 
 def _reusable(previous: dict[str, dict], source: str, out_dir: Path) -> dict | None:
-    """A previous `ok` row whose file still exists with the same content."""
+    """A previous `ok` row of a URL whose file still exists with the same content.
+
+    Local files are always read again: a photo replaced at the same path must be seen, and
+    reading a local file costs no more than checking the stored copy.
+    """
+    if not is_url(source):
+        return None
     row = previous.get(source)
     if row is not None and _holds(out_dir / str(row["file"]), row["sha256"]):
         return row
