@@ -48,7 +48,11 @@ def test_aligned_dlib_face_with_a_linear_head_end_to_end(tmp_path, monkeypatch):
     assert meta["head"] == "linear" and meta["faces"]["size"] == 150
     assert (tmp_path / "plots/gender/training/plots/metrics/eval/loss.tsv").is_file()
     evaluate.main()
-    assert json.loads(paths.metrics_path("gender").read_text())["backbone"] == "dlib_face"
+    metrics = json.loads(paths.metrics_path("gender").read_text())
+    assert metrics["backbone"] == "dlib_face"
+    # accuracy per front-end group of the test photos, the groups adding up to all of them
+    assert set(metrics["by_face"]) <= {"found", "fallback", "none"}
+    assert sum(group["n"] for group in metrics["by_face"].values()) == metrics["n_test"]
 
     synthetic = sorted((tmp_path / "source/images").iterdir())[0]
     [face, faceless] = predict_gender([str(astronaut), str(synthetic)])

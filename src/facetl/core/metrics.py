@@ -36,6 +36,19 @@ def binary_report(labels: np.ndarray, p_positive: np.ndarray, threshold: float =
     }
 
 
+def accuracy_by_group(correct: np.ndarray, groups: np.ndarray) -> dict[str, dict]:
+    """Share and accuracy (with its Wilson interval) per group, e.g. per face front-end status:
+    where the overall figure hides a group that costs accuracy."""
+    correct, groups = np.asarray(correct, dtype=bool), np.asarray(groups).astype(str)
+    report = {}
+    for group in sorted(set(groups)):
+        hits = correct[groups == group]
+        report[group] = {"n": len(hits), "share": round(len(hits) / len(correct), 4),
+                         "accuracy": float(hits.mean()),
+                         "accuracy_ci95": list(wilson_interval(int(hits.sum()), len(hits)))}
+    return report
+
+
 def roc_points(labels: np.ndarray, p_positive: np.ndarray) -> dict[str, np.ndarray]:
     fpr, tpr, thresholds = roc_curve(labels, p_positive)
     return {"fpr": fpr, "tpr": tpr, "threshold": np.minimum(thresholds, 1.0)}

@@ -119,6 +119,7 @@ def prepare(manifest: pd.DataFrame, raw_dir: Path, out_dir: Path, classes: list[
         index["split"] = np.where(test, "test", "train")
         write_images(staging, index["index"].to_numpy(), tmp)
         index = index.drop(columns="index")
-        write_csv(tmp / "index.csv", index[["file", "source", "label", "label_index", "group",
-                                            "split"]])
+        # `face`: what the face front end did for the photo, when it ran (faces_gender)
+        columns = ["file", "source", "label", "label_index", "group", "split"]
+        write_csv(tmp / "index.csv", index[columns + (["face"] if "face" in index else [])])
     return index

@@ -10,7 +10,7 @@ import pandas as pd
 
 from facetl.core import paths
 from facetl.core.atomic import write_csv, write_json
-from facetl.core.metrics import binary_report, roc_points
+from facetl.core.metrics import accuracy_by_group, binary_report, roc_points
 from facetl.core.params import load_params, lookup
 from facetl.core.plots import confusion_plot, image_grid, roc_plot
 from facetl.data.splits import load_split
@@ -34,8 +34,12 @@ def main() -> None:
     p_positive = model.predict(batches, verbose=0)[:, 0]
     labels = labels[test]
     report = binary_report(labels, p_positive)
+    correct = (p_positive >= 0.5) == labels
+    by_face = (accuracy_by_group(correct, index["face"].to_numpy()[test]) if "face" in index
+               else {})
     write_json(paths.metrics_path(TASK), {"backbone": meta["backbone"],
-                                          "finetuned": meta["finetuned"]} | report)
+                                          "finetuned": meta["finetuned"]} | report
+               | {"by_face": by_face})
 
     roc = roc_points(labels, p_positive)
     write_csv(out / "roc.csv", pd.DataFrame(roc).round(5))

@@ -22,7 +22,7 @@ from facetl.report.compare import discordant_counts, mcnemar_exact
 
 METRIC_FILES = {"gender": "metrics/gender.json", "keypoints": "metrics/keypoints.json",
                 "features": "metrics/features_gender.json",
-                "repeats": "metrics/gender_repeats.json"}
+                "repeats": "metrics/gender_repeats.json", "ood": "metrics/gender_ood.json"}
 PREDICTIONS = "plots/gender/predictions.csv"
 
 
@@ -128,8 +128,8 @@ def comparison_table(runs: list[Run], root: Path) -> pd.DataFrame:
     best = max(gender, key=lambda r: r.metrics["gender"]["accuracy"], default=None)
     rows = []
     for run in runs:
-        g, k, f, rep = (run.metrics.get(key, {}) for key in ("gender", "keypoints", "features",
-                                                              "repeats"))
+        g, k, f, rep, ood = (run.metrics.get(key, {}) for key in ("gender", "keypoints",
+                                                                   "features", "repeats", "ood"))
         # `dvc exp run STAGE` commits files left by earlier runs too: skip what is not this run's.
         if rep and rep["accuracy_values"][0] != g.get("accuracy"):  # split 0 is this run's own
             rep = {}
@@ -144,6 +144,8 @@ def comparison_table(runs: list[Run], root: Path) -> pd.DataFrame:
                         f"(K={rep['repeats']})") if rep else "",
             "mcnemar_vs_best": "best" if run is best else (paired_test(best, run) if best and g
                                                            else ""),
+            "ood": (f"{ood['accuracy']:.3f} [{ood['accuracy_ci95'][0]:.3f}, "
+                    f"{ood['accuracy_ci95'][1]:.3f}] (n={ood['n_test']})") if ood else "",
             "nme": k.get("nme"), "failure_rate": k.get("failure_rate"),
             "features_s": f.get("seconds"), "features_img_s": f.get("images_per_s"),
         })
@@ -162,9 +164,12 @@ def markdown(table: pd.DataFrame) -> str:
              "p-value of the best run against each other one on the same test photos (in "
              "brackets: photos only the best got right vs only the other). A p-value above "
              "0.05 means the data cannot tell the two apart.", "",
+             "Out of distribution: the same model on photos from elsewhere (ood.gender), never "
+             "used for training or selection.", "",
              "| run | model | input | accuracy [95% CI] | AUC | n | repeated splits | "
-             "McNemar vs best | NME | failure rate | features s (img/s) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "McNemar vs best | out of distribution [95% CI] | NME | failure rate | "
+             "features s (img/s) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in table.astype(object).where(table.notna(), None).to_dict("records"):
         ci = row["ci95"]
         if not ci and row["accuracy"] is not None and row["n_test"]:
@@ -175,6 +180,7 @@ def markdown(table: pd.DataFrame) -> str:
         lines.append(f"| {row['run']} | {row['model']} | {fmt(row.get('input'))} | {accuracy} | "
                      f"{fmt(row.get('auc'))} | {fmt(row.get('n_test'))} | "
                      f"{row.get('repeats') or ''} | {row.get('mcnemar_vs_best') or ''} | "
+                     f"{row.get('ood') or ''} | "
                      f"{fmt(row.get('nme'), 4)} | {fmt(row.get('failure_rate'))} | {speed} |")
     return "\n".join(lines) + "\n"
 
