@@ -53,6 +53,7 @@ def test_intermediate_model_runs_the_preprocessing_then_stops_at_the_layer(extra
     np.testing.assert_allclose(tapped, by_hand, rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.backend
 def test_intermediate_model_with_output_matches_the_whole_model(extractor, photos):
     path = resolve_conv_layer(extractor, "last")
     feature_map, output = intermediate_model(extractor, path, with_output=True)(photos)

@@ -82,6 +82,7 @@ def test_weights_none_and_imagenet_resolve_to_keras_arguments(none):
     assert resolve_weights("mobilenet_v2", "imagenet", "torch") == ("imagenet", "torch")
 
 
+@pytest.mark.backend
 def test_extractor_is_frozen_and_gives_float32_features():
     model = build_extractor("mobilenet_v2", "none", SIZE)
     assert model.output_shape == (None, 1, 1, 1280)
@@ -91,6 +92,7 @@ def test_extractor_is_frozen_and_gives_float32_features():
     assert preprocess_mode(model) == "tf"
 
 
+@pytest.mark.backend
 def test_a_weights_file_is_loaded(vgg16_weights):
     path, weights = vgg16_weights
     model = build_extractor("vgg16", str(path), SIZE)
@@ -114,6 +116,7 @@ def test_an_h5_attribute_declares_the_preprocessing(tmp_path, vgg16_weights):
     assert preprocess_mode(build_extractor("vgg16", str(path), SIZE)) == "torch"
 
 
+@pytest.mark.backend
 @pytest.mark.parametrize("mode", ["caffe", "tf", "torch"])
 def test_preprocess_matches_keras_preprocess_input(mode):
     x = images(3)
@@ -134,6 +137,7 @@ def test_unknown_preprocess_mode_is_an_error():
         build_extractor("vgg16", "none", SIZE, preprocess="bgr")
 
 
+@pytest.mark.backend
 @pytest.mark.parametrize("mode", ["caffe", "tf", "torch", "raw"])
 def test_preprocess_layer_round_trips_through_save_and_load(tmp_path, mode):
     inputs = keras.Input((SIZE, SIZE, 3))
@@ -146,6 +150,7 @@ def test_preprocess_layer_round_trips_through_save_and_load(tmp_path, mode):
                                   keras.ops.convert_to_numpy(model(images())))
 
 
+@pytest.mark.backend
 def test_a_saved_extractor_loads_and_gives_the_same_features(tmp_path):
     model = build_extractor("vgg16", "none", SIZE, "torch")
     model.save(tmp_path / "extractor.keras")

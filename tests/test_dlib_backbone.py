@@ -33,6 +33,7 @@ def extractor() -> keras.Model:
     return build_extractor("dlib_face", PACKAGED, SIZE)
 
 
+@pytest.mark.backend
 def test_features_are_128_d_and_deterministic(tmp_path, extractor, photos):
     assert extractor.output_shape == (None, 128)
     extract_to_npy(extractor, photos, tmp_path / "a.npy", batch_size=3)
@@ -48,6 +49,7 @@ def test_the_descriptor_knows_a_face_from_its_mirror_and_from_a_cat(extractor, p
     assert distances[1] < SAME_PERSON < min(distances[2:])
 
 
+@pytest.mark.backend
 def test_a_saved_extractor_and_end_to_end_model_load_without_dlib_weights_inside(
         tmp_path, extractor, photos):
     inputs = keras.Input((128,))

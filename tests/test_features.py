@@ -8,9 +8,12 @@ import pytest
 
 from facetl.core.errors import FacetlError
 from facetl.models.backbones import build_extractor
-from facetl.models.extraction import NpyRows, extract_to_npy, replica_strategy
+from facetl.models.backend import replica_strategy
+from facetl.models.extraction import NpyRows, extract_to_npy
 
 N_IMAGES, BATCH = 10, 4  # batches of 4, 4 and a partial 2
+
+pytestmark = pytest.mark.backend  # the core model code: runs under every Keras backend
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,8 @@ from facetl.inspect.taps import resolve_conv_layer
 SIZE, HALF = 32, 16
 PATH = ("extractor", "backbone", "conv_b")
 
+pytestmark = pytest.mark.backend  # the core model code: runs under every Keras backend
+
 
 def quadrant_photos(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Two lit quadrants each; class 1 iff the top-left one is lit.

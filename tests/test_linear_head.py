@@ -32,6 +32,7 @@ def test_pooling_averages_positions_and_leaves_vectors_alone():
     np.testing.assert_allclose(pooled(vectors, np.arange(5), chunk=2), vectors)
 
 
+@pytest.mark.backend
 def test_separable_features_are_classified_and_the_keras_head_matches_sklearn(tmp_path):
     features, labels, groups = separable()
     train, test = np.arange(90), np.arange(90, 120)

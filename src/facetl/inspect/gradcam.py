@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 from matplotlib import colormaps
 
 from facetl.core.errors import FacetlError
 from facetl.data.images import resize_square
 from facetl.inspect.taps import LayerPath, intermediate_model
+from facetl.models.backend import layer_gradients
 
 METHODS = ("hirescam", "gradcam")
 
@@ -46,21 +47,26 @@ def gradcam(model: keras.Model, path: LayerPath, images: np.ndarray,
         raise FacetlError(f"Grad-CAM here explains one-unit sigmoid models; {model.name}'s "
                           f"output layer {layer.name!r} is not one")
     tap = intermediate_model(model, path, with_output=True)
+    target = model
+    for name in path:
+        target = target.get_layer(name)
+
+    def score(output):  # the logit of whichever class the model predicts
+        return ops.abs(ops.cast(output[:, 0], "float32"))
+
     layer.activation = keras.activations.linear
     try:
-        with tf.GradientTape() as tape:
-            feature_map, output = tap(tf.convert_to_tensor(images), training=False)
-            logit = tf.cast(output[:, 0], "float32")
-            score = tf.abs(logit)  # the logit of whichever class the model predicts
-        gradients = tf.cast(tape.gradient(score, feature_map), "float32")
+        feature_map, output, gradients = layer_gradients(tap, target, images, score)
     finally:
         layer.activation = keras.activations.sigmoid
+    logit = ops.cast(output[:, 0], "float32")
+    gradients = ops.cast(gradients, "float32")
     if method == "gradcam":
-        gradients = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
-    cams = tf.nn.relu(tf.reduce_sum(tf.cast(feature_map, "float32") * gradients, axis=-1))
-    peak = tf.reduce_max(cams, axis=(1, 2), keepdims=True)
-    heatmaps = tf.math.divide_no_nan(cams, peak)
-    return heatmaps.numpy(), tf.sigmoid(logit).numpy()
+        gradients = ops.mean(gradients, axis=(1, 2), keepdims=True)
+    cams = ops.relu(ops.sum(ops.cast(feature_map, "float32") * gradients, axis=-1))
+    peak = ops.max(cams, axis=(1, 2), keepdims=True)
+    heatmaps = ops.divide_no_nan(cams, peak)
+    return ops.convert_to_numpy(heatmaps), ops.convert_to_numpy(ops.sigmoid(logit))
 
 
 def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45) -> np.ndarray:

@@ -1,10 +1,11 @@
 """dlib's ResNet face descriptor (128-D) as a backbone of the registry.
 
-dlib's network is not a Keras model, so a small Keras layer calls it through
-`tf.numpy_function`: the features stage, the end-to-end model file and `facetl predict` then
-need nothing special. The layer's config names the model file (by default the one the
-`face_recognition_models` package installs, resolved on the machine that loads it), never
-dlib's weights, so `model.keras` stays small and free of machine paths.
+dlib's network is not a Keras model, so a small Keras layer calls it on the host from inside
+the forward pass (`backend.host_call`: `tf.numpy_function`, `jax.pure_callback`, or a plain
+call on PyTorch): the features stage, the end-to-end model file and `facetl predict` then need
+nothing special, on any Keras backend. The layer's config names the model file (by default the
+one the `face_recognition_models` package installs, resolved on the machine that loads it),
+never dlib's weights, so `model.keras` stays small and free of machine paths.
 
 The network expects dlib's aligned 150x150 face chips (5-point alignment, padding 0.25): the
 `faces` stage's defaults give that framing; other inputs are resized to 150x150.
@@ -16,11 +17,11 @@ import functools
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from facetl.core.errors import FacetlError
 from facetl.data.images import resize_square
 from facetl.faces.dlib_models import PACKAGED, recognition_model
+from facetl.models.backend import host_call
 
 CHIP_SIZE = 150
 DESCRIPTOR_SIZE = 128
@@ -47,9 +48,8 @@ class DlibFaceDescriptor(keras.layers.Layer):
         recognition_model(weights)  # a bad weights value fails here, not mid-extraction
 
     def call(self, images):
-        vectors = tf.numpy_function(functools.partial(describe, self.model_file), [images],
-                                    tf.float32, stateful=False)
-        return tf.ensure_shape(vectors, (None, DESCRIPTOR_SIZE))
+        return host_call(functools.partial(describe, self.model_file), images,
+                         (DESCRIPTOR_SIZE,), "float32")
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return (input_shape[0], DESCRIPTOR_SIZE)

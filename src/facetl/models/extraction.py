@@ -17,12 +17,12 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
 from numpy.lib import format as npy_format
 from tqdm import tqdm
 
 from facetl.core.atomic import atomic_path
 from facetl.core.errors import FacetlError
+from facetl.models.backend import compiled_forward
 
 STORAGE = ("float32", "float16")
 
@@ -63,32 +63,19 @@ class NpyRows:
         self.close()
 
 
-def compiled_forward(model: keras.Model):
-    """One traced graph per batch shape; `reduce_retracing` keeps the last, smaller batch cheap."""
-    graph = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-    return lambda batch: graph(batch).numpy()
-
-
-def replica_strategy(multi_gpu: bool) -> tf.distribute.Strategy:
-    """MirroredStrategy over every GPU when asked for and more than one is seen; else default."""
-    if multi_gpu and len(tf.config.list_physical_devices("GPU")) > 1:
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
-
-
 def extract_to_npy(model: keras.Model, images: np.ndarray, out_path: Path, batch_size: int = 32,
                    storage: str = "float32", distributed: bool = False) -> float:
     """Write `model(images)` to `out_path` batch by batch; return the seconds it took.
 
     `images`: an array, or `NpyRows` to read a large `.npy` without mapping it.
-    `distributed`: the model was built under a multi-replica strategy; Keras' own batch
-    predict then splits each batch across the replicas.
+    `distributed`: the model was built under a multi-replica strategy
+    (`backend.replica_strategy`); each batch is then split across the replicas.
     """
     if storage not in STORAGE:
         raise FacetlError(f"features.storage must be one of {STORAGE}, got {storage!r}")
     if batch_size < 1:
         raise FacetlError(f"features.batch_size must be at least 1, got {batch_size}")
-    forward = model.predict_on_batch if distributed else compiled_forward(model)
+    forward = compiled_forward(model, distributed)
     shape = (len(images), *model.output_shape[1:])
     starts = range(0, len(images), batch_size)
     start_time = time.perf_counter()

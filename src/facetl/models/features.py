@@ -13,7 +13,8 @@ from facetl.core import paths, settings
 from facetl.core.atomic import atomic_path, write_json
 from facetl.core.params import load_params, lookup
 from facetl.models.backbones import build_extractor, get_spec
-from facetl.models.extraction import NpyRows, extract_to_npy, replica_strategy
+from facetl.models.backend import replica_strategy
+from facetl.models.extraction import NpyRows, extract_to_npy
 from facetl.models.precision import resolve_precision
 
 

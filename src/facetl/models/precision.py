@@ -12,9 +12,8 @@ import warnings
 from functools import cache
 from pathlib import Path
 
-import tensorflow as tf
-
 from facetl.core.errors import FacetlError
+from facetl.models import backend
 
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 POLICY = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
@@ -33,12 +32,8 @@ def cpu_flags() -> frozenset[str]:
 
 @cache
 def gpu_capability() -> tuple[int, int] | None:
-    """Compute capability of the first GPU TensorFlow sees, or None without one."""
-    gpus = tf.config.list_physical_devices("GPU")
-    if not gpus:
-        return None
-    details = tf.config.experimental.get_device_details(gpus[0])
-    return tuple(details.get("compute_capability", (0, 0)))
+    """Compute capability of the first GPU the Keras backend sees, or None without one."""
+    return backend.gpu_capability()
 
 
 def supported(precision: str) -> bool:
