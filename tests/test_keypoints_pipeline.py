@@ -1,5 +1,6 @@
-"""The keypoint stages end to end on synthetic faces (32 px, random-weight VGG16, 2 epochs),
-then `facetl predict --task keypoints` on the model they saved."""
+"""The chapter's keypoint recipe (`keypoints.recipe: chapter`) end to end on synthetic faces
+(32 px, random-weight VGG16, 2 epochs), then `facetl predict --task keypoints` on the model
+they saved. The finetune recipe: test_keypoints_finetune.py."""
 
 from __future__ import annotations
 
@@ -16,18 +17,16 @@ from PIL import Image
 from facetl.cli import main
 from facetl.core.errors import FacetlError
 from facetl.data.images import read_image
-from facetl.keypoints import download, evaluate, prepare, train
+from facetl.keypoints import download, evaluate, features, prepare, train
 from facetl.keypoints.losses import WingLoss
 from facetl.keypoints.metrics import REGIONS, nme_per_image
 from facetl.keypoints.prepare import pixel_points
-from facetl.models import features
 from facetl.models.backbones import load_model
 from tests.synthetic import write_keypoints_source
 from tests.tiny_pipeline import overridden
 
 REPO = Path(__file__).resolve().parents[1]
-STAGES = (download.main, prepare.main, lambda: features.main("keypoints"), train.main,
-          evaluate.main)
+STAGES = (download.main, prepare.main, features.main, train.main, evaluate.main)
 
 
 def tiny_params(source: Path) -> dict:
@@ -39,6 +38,7 @@ def tiny_params(source: Path) -> dict:
     params["backbone"] = "vgg16"
     params["backbones"]["vgg16"]["weights"] = "none"
     params["train"]["keypoints"]["epochs"] = 2
+    params["keypoints"]["recipe"] = "chapter"  # one param away from the default
     Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return params
 
@@ -73,6 +73,8 @@ def test_metrics_file_has_the_promised_figures(run):
     assert len(per_image) == metrics["n_test"]
     assert per_image["nme"].mean() == pytest.approx(metrics["nme"], abs=1e-4)
     assert per_image["baseline_nme"].mean() == pytest.approx(metrics["baseline_nme"], abs=1e-4)
+    assert metrics["recipe"] == "chapter" and metrics["misses"] == 0
+    assert per_image["dlib_nme"].mean() == pytest.approx(metrics["dlib_nme"], abs=1e-4)
 
 
 def test_features_cover_the_mirrored_copies(run):
@@ -88,11 +90,12 @@ def test_plots_and_models_are_written(run):
     for png in ("training.png", "ced.png", "gallery.png"):
         assert read_image(plots / png).shape[0] > 100
     curve = pd.read_csv(plots / "ced.csv")
-    assert curve.columns.tolist() == ["nme", "model", "baseline"]
+    assert curve.columns.tolist() == ["nme", "model", "baseline", "dlib"]
     assert (np.diff(curve["model"]) >= 0).all() and curve["model"].between(0, 1).all()
     assert (plots / "training/plots/metrics/eval/mae.tsv").is_file()
     meta = json.loads((work / "models/keypoints/model.json").read_text())
     assert meta["task"] == "keypoints" and meta["input_size"] == 32 and meta["points"] == 68
+    assert meta["recipe"] == "chapter"
 
 
 def predict_json(capsys, *args: str) -> list[dict]:

@@ -30,6 +30,12 @@ TINY = {
     "train.gender.epochs": 2,
     "prepare.keypoints.input_size": 32,
     "train.keypoints.epochs": 2,
+    "keypoints.crop.input_size": 32,
+    "keypoints.crop.calibration_images": 10,
+    "keypoints.head.epochs": 1,
+    "keypoints.finetune.epochs": 1,
+    "keypoints.finetune.unfreeze": 3,
+    "keypoints.batch_size": 8,
     "scratch.common.filters": [8, 8, 8, 8],
     "scratch.common.dense": 8,
     **{f"scratch.scenarios.{name}.{key}": value for name in ("large", "small", "aggressive")
@@ -212,5 +218,13 @@ def test_keypoint_pipeline_runs_on_its_own(repo):
     result = run(["dvc", "repro", "pipelines/keypoints/dvc.yaml"], repo)
     assert {"download_keypoints", "prepare_keypoints", "features_keypoints", "train_keypoints",
             "evaluate_keypoints"} <= {name.split(":")[-1] for name in ran(result.stdout)}
-    assert json.loads((repo / "metrics/keypoints.json").read_text())["nme"] >= 0
+    metrics = json.loads((repo / "metrics/keypoints.json").read_text())
+    assert metrics["recipe"] == "finetune" and metrics["misses"] == 0  # the default recipe
     assert not ran(run(["dvc", "repro", "pipelines/keypoints/dvc.yaml"], repo).stdout)
+
+    # The chapter's recipe is one -S away, and every keypoint stage reads it.
+    result = run(["dvc", "exp", "run", "pipelines/keypoints/dvc.yaml", "-S",
+                  "keypoints.recipe=chapter"], repo)
+    assert {"prepare_keypoints", "features_keypoints", "train_keypoints",
+            "evaluate_keypoints"} <= {name.split(":")[-1] for name in ran(result.stdout)}
+    assert json.loads((repo / "metrics/keypoints.json").read_text())["recipe"] == "chapter"

@@ -1,4 +1,5 @@
-"""Losses for keypoint regression, chosen by name in params (`train.keypoints.loss`)."""
+"""Losses for keypoint regression, chosen by name in params (`keypoints.loss` for the finetune
+recipe, `train.keypoints.loss` for the chapter's)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ class WingLoss(keras.losses.Loss):
         super().__init__(**kwargs)
         if width <= 0 or epsilon <= 0:
             raise FacetlError(f"wing loss needs width > 0 and epsilon > 0, got {width}, "
-                              f"{epsilon}; set train.keypoints.wing_width / wing_epsilon")
+                              f"{epsilon}; set wing_width / wing_epsilon (keypoints or "
+                              "train.keypoints)")
         self.width, self.epsilon = float(width), float(epsilon)
         # Makes the two pieces meet at |x| = width.
         self.offset = self.width - self.width * math.log1p(self.width / self.epsilon)
@@ -44,11 +46,13 @@ class WingLoss(keras.losses.Loss):
         return super().get_config() | {"width": self.width, "epsilon": self.epsilon}
 
 
-def keypoint_loss(cfg: dict[str, Any]) -> str | keras.losses.Loss:
-    """The loss named by `cfg["loss"]`: mae (the chapter's), l1 (the same), mse or wing."""
+def keypoint_loss(cfg: dict[str, Any], where: str = "train.keypoints") -> str | keras.losses.Loss:
+    """The loss named by `cfg["loss"]`: mae (the chapter's), l1 (the same), mse or wing.
+
+    `where` names the params block in error messages."""
     name = str(cfg["loss"]).lower()
     if name in BUILT_IN:
         return BUILT_IN[name]
     if name == "wing":
         return WingLoss(cfg["wing_width"], cfg["wing_epsilon"])
-    raise FacetlError(f"train.keypoints.loss must be one of {list(LOSSES)}, got {cfg['loss']!r}")
+    raise FacetlError(f"{where}.loss must be one of {list(LOSSES)}, got {cfg['loss']!r}")

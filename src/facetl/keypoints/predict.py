@@ -1,4 +1,11 @@
-"""68 keypoints from image files, in pixels of each input image (`facetl predict`)."""
+"""68 keypoints from image files, in pixels of each input image (`facetl predict`).
+
+A model of the chapter's recipe sees the whole photo resized to a square and predicts
+fractions of its width and height. A model of the finetune recipe finds the face first (dlib's
+detector, or the fallback box where it finds none: `"box": "dlib" | "prior"` says which),
+predicts on the crop, crops again around those points and predicts again (`model.json` says
+how many passes and whether mirrored crops are averaged in).
+"""
 
 from __future__ import annotations
 
@@ -6,14 +13,19 @@ from pathlib import Path
 
 import numpy as np
 
+from facetl.core.errors import FacetlError
 from facetl.data.images import resize_square
+from facetl.keypoints import losses  # noqa: F401  registers WingLoss: saved models load
+from facetl.keypoints.locate import locate_with_meta
+from facetl.models import inference
 from facetl.models.export import load_task_model
-from facetl.models.inference import stream_predictions
+from facetl.models.inference import chunks, read_input, stream_predictions
 
 
 def predict_keypoints(files: list[str], models_root: Path = Path("models")) -> list[dict]:
-    """The model predicts fractions of the width and height, so any input size maps back."""
     model, meta = load_task_model("keypoints", models_root)
+    if meta.get("recipe") == "finetune":
+        return predict_on_faces(files, model, meta)
 
     def prepare(image: np.ndarray):
         height, width = image.shape[:2]
@@ -24,3 +36,24 @@ def predict_keypoints(files: list[str], models_root: Path = Path("models")) -> l
         return {"image": file, "keypoints": np.round(points, 2).tolist()}
 
     return stream_predictions(files, model, prepare, describe)
+
+
+def predict_on_faces(files: list[str], model, meta: dict) -> list[dict]:
+    """Batches of files (memory flat in their number); an unreadable file is its own entry."""
+    results: list[dict] = []
+    for batch in chunks(files, inference.BATCH):
+        images, slots = [], []
+        for file in batch:
+            try:
+                images.append(read_input(file))
+            except FacetlError as exc:
+                results.append({"image": file, "error": str(exc)})
+                continue
+            slots.append(len(results))
+            results.append({"image": file})
+        if not images:
+            continue
+        located = locate_with_meta(model, meta, images)
+        for slot, points, source in zip(slots, located.points, located.sources, strict=True):
+            results[slot] |= {"keypoints": np.round(points, 2).tolist(), "box": source}
+    return results

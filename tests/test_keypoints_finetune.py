@@ -1,0 +1,191 @@
+"""The finetune recipe end to end, in-process, on synthetic faces (32 px crops, random-weight
+MobileNetV2, 2 + 1 epochs): crops, head on cached features, fine-tuning with augmentation,
+two-pass inference on the whole photos, the dlib reference, and `facetl predict`."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from facetl.cli import main as cli
+from facetl.keypoints import download, evaluate, features, prepare, train
+from facetl.keypoints.crops import to_crop
+from facetl.keypoints.losses import WingLoss
+from facetl.keypoints.metrics import REGIONS
+from facetl.keypoints.prepare import crop_boxes, crop_targets, pixel_points
+from facetl.models.backbones import load_model
+from tests.synthetic import write_keypoints_source
+from tests.tiny_pipeline import overridden
+
+REPO = Path(__file__).resolve().parents[1]
+STAGES = (download.main, prepare.main, features.main, train.main, evaluate.main)
+
+
+def tiny_params(source: Path) -> dict:
+    """The real params.yaml (its default recipe: finetune), shrunk, in the working folder."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["data"]["keypoints"] = {"csv": str(source / "keypoints.csv"),
+                                   "images": str(source / "images")}
+    params["prepare"]["keypoints"]["test_size"] = 0.2
+    params["backbones"]["mobilenet_v2"]["weights"] = "none"
+    kp = params["keypoints"]
+    assert kp["recipe"] == "finetune"  # the default users get
+    kp["crop"].update(input_size=32, calibration_images=10)
+    kp["head"]["epochs"] = 2
+    kp["finetune"].update(epochs=1, unfreeze=3)
+    kp["batch_size"] = 8
+    Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return params
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("keypoints_finetune")
+    write_keypoints_source(work / "source", people=6, frames=6)
+    before = Path.cwd()
+    os.chdir(work)
+    try:
+        params = tiny_params(work / "source")
+        for stage in STAGES:
+            stage()
+        yield work, params
+    finally:
+        os.chdir(before)
+
+
+def test_prepared_crops_hold_the_points(run):
+    work, _ = run
+    index = pd.read_csv(work / "data/prepared/keypoints/index.csv")
+    images = np.load(work / "data/prepared/keypoints/images.npy")
+    assert images.shape == (len(index), 32, 32, 3) and not index["mirrored"].any()
+    targets = crop_targets(index, 32).reshape(len(index), 68, 2)
+    # margin 1.25: the points fill the middle 80% of each crop's longer side
+    spread = targets.max(axis=1) - targets.min(axis=1)
+    np.testing.assert_allclose(spread.max(axis=1), 1 / 1.25, rtol=1e-5)
+    boxes = json.loads((work / "data/prepared/keypoints/boxes.json").read_text())
+    assert {"calibration", "prior", "margin"} <= set(boxes)
+    assert 0 < boxes["prior"]["side"] < 2
+
+
+def test_metrics_have_the_promised_figures(run):
+    work, _ = run
+    metrics = json.loads((work / "metrics/keypoints.json").read_text())
+    index = pd.read_csv(work / "data/prepared/keypoints/index.csv")
+    n_test = int((index["split"] == "test").sum())
+    assert metrics["recipe"] == "finetune" and metrics["backbone"] == "mobilenet_v2"
+    assert metrics["n_test"] == n_test > 0 and metrics["misses"] == 0
+    assert metrics["boxes_from_detector"] + metrics["boxes_from_prior"] == n_test
+    for key in ("nme", "pixel_error", "failure_rate", "baseline_nme", "dlib_nme", "ced_auc",
+                "val_mae_crop"):
+        assert np.isfinite(metrics[key]) and metrics[key] >= 0, key
+    assert set(metrics["nme_regions"]) == set(REGIONS)
+    assert "dlib" in metrics["dlib_reference"]["source"]
+    ablation = metrics["inference_ablation"]
+    assert "passes=1,flip_tta=false" in ablation and "passes=2,flip_tta=true" in ablation
+    assert ablation["passes=2,flip_tta=true"] == pytest.approx(metrics["nme"], abs=1e-4)
+    per_image = pd.read_csv(work / "plots/keypoints/predictions.csv")
+    assert len(per_image) == n_test and set(per_image["box"]) <= {"dlib", "prior"}
+    assert per_image["nme"].mean() == pytest.approx(metrics["nme"], abs=1e-4)
+    assert per_image["dlib_nme"].mean() == pytest.approx(metrics["dlib_nme"], abs=1e-4)
+    curve = pd.read_csv(work / "plots/keypoints/ced.csv")
+    assert curve.columns.tolist() == ["nme", "model", "baseline", "dlib"]
+
+
+def test_model_json_carries_what_inference_needs(run):
+    work, _ = run
+    meta = json.loads((work / "models/keypoints/model.json").read_text())
+    assert meta["recipe"] == "finetune" and meta["input_size"] == 32
+    assert meta["passes"] == 2 and meta["flip_tta"] is True and meta["margin"] == 1.25
+    assert {"dx", "dy", "ratio"} <= set(meta["calibration"]) and "cx" in meta["prior"]
+    assert meta["unfrozen_layers"] == 3 and meta["finetune_epochs"] == 1
+    for phase in ("training", "training_head"):
+        assert (work / f"plots/keypoints/{phase}/plots/metrics/eval/mae.tsv").is_file()
+
+
+def test_finetuning_leaves_batchnorm_statistics_untouched(run):
+    """BatchNorm stays frozen and in inference mode: its moving statistics are the ones of the
+    extractor that made the cached features."""
+    work, _ = run
+    before = load_model(work / "data/features/keypoints/mobilenet_v2.keras")
+    after = load_model(work / "models/keypoints/model.keras")
+    stats = {}
+    for model, key in ((before, "before"), (after, "after")):
+        for layer in model._flatten_layers():  # noqa: SLF001 - every nested layer
+            if isinstance(layer, keras.layers.BatchNormalization):
+                stats.setdefault(layer.name, {})[key] = layer.moving_mean.numpy()
+    assert stats and all(len(pair) == 2 for pair in stats.values())
+    for pair in stats.values():
+        np.testing.assert_array_equal(pair["before"], pair["after"])
+
+
+def predict_json(capsys, *args: str) -> list[dict]:
+    cli(["predict", "--task", "keypoints", "--json", *args])
+    return json.loads(capsys.readouterr().out)
+
+
+def test_predict_agrees_with_the_evaluation_and_says_where_the_box_came_from(run, capsys):
+    work, _ = run
+    evaluated = pd.read_csv(work / "plots/keypoints/predictions.csv")
+    index = pd.read_csv(work / "data/prepared/keypoints/index.csv")
+    files = evaluated["source"].tolist()[:3]
+    results = predict_json(capsys, "--models", str(work / "models"), *files)
+    for result, (_, row) in zip(results, evaluated.head(3).iterrows(), strict=True):
+        assert result["box"] == row["box"] and len(result["keypoints"]) == 68
+        true = pixel_points(index[index["source"] == row["source"]])
+        error = np.linalg.norm(np.array(result["keypoints"]) - true[0], axis=1).mean()
+        assert error == pytest.approx(row["pixel_error"], abs=0.01)
+
+
+def test_predict_keeps_going_past_an_unreadable_file(run, capsys, tmp_path):
+    work, _ = run
+    broken = tmp_path / "broken.jpg"
+    broken.write_text("not an image")
+    face = str(work / "source/images/Person_A_00.jpg")
+    with pytest.raises(SystemExit) as exit_:
+        predict_json(capsys, "--models", str(work / "models"), str(broken), face)
+    assert exit_.value.code == 1
+    results = json.loads(capsys.readouterr().out)
+    assert "error" in results[0] and len(results[1]["keypoints"]) == 68
+
+
+def test_gallery_points_are_in_the_true_crop(run):
+    """The gallery draws on the stored crops: predicted points mapped into the true crop."""
+    work, _ = run
+    index = pd.read_csv(work / "data/prepared/keypoints/index.csv")
+    test = index[index["split"] == "test"]
+    true_in_crop = to_crop(pixel_points(test), crop_boxes(test), 32) / 32
+    np.testing.assert_allclose(true_in_crop.reshape(len(test), -1), crop_targets(test, 32),
+                               rtol=1e-6)
+
+
+@pytest.mark.parametrize("module", ["facetl.keypoints.evaluate", "facetl.keypoints.predict"])
+def test_the_loading_modules_register_the_wing_loss_themselves(module):
+    """A stage or `facetl predict` runs in a fresh interpreter: a model compiled with wing loss
+    must load there, not only where a test happened to import the loss first."""
+    import subprocess
+    import sys
+
+    code = (f"import {module}, keras; "
+            "assert 'facetl>WingLoss' in keras.saving.get_custom_objects()")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_saved_model_was_trained_with_the_configured_loss(run, monkeypatch):
+    """Ignoring `keypoints.loss` would compile something else: wing (default), then l1.
+    Last of the tests on the fixture: it leaves an l1 model behind."""
+    work, _ = run
+    monkeypatch.chdir(work)
+    assert isinstance(load_model(work / "models/keypoints/model.keras").loss, WingLoss)
+    with overridden(work, {"keypoints.loss": "l1", "keypoints.head.epochs": 1,
+                           "keypoints.finetune.epochs": 1}):
+        train.main()
+        loss = load_model(work / "models/keypoints/model.keras").loss
+    assert loss == "mean_absolute_error"
