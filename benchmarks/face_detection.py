@@ -38,6 +38,7 @@ from sklearn.preprocessing import StandardScaler
 from tqdm import tqdm
 
 from benchmarks.shared_data import SHARED
+from facetl.faces.detect import resized
 
 with warnings.catch_warnings():  # it imports the deprecated pkg_resources
     warnings.simplefilter("ignore")
@@ -170,9 +171,7 @@ def detect(img: np.ndarray, stage: Stage, models: Models) -> Box | None:
         scale = stage.long_side / max(h, w)
     elif stage.min_side and min(h, w) < stage.min_side:
         scale = stage.min_side / min(h, w)
-    work = img if scale == 1.0 else cv2.resize(img, None, fx=scale, fy=scale,
-                                               interpolation=cv2.INTER_CUBIC if scale > 1
-                                               else cv2.INTER_AREA)
+    work = resized(img, scale)  # the pipeline's resize (cubic up, area down)
     if stage.pad:
         p = int(round(stage.pad * max(work.shape[:2])))
         border = cv2.BORDER_REFLECT_101 if stage.pad_mode == "reflect" else cv2.BORDER_CONSTANT

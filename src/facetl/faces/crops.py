@@ -2,9 +2,9 @@
 
 The new manifest has one row per source row, as the download's: `file` points at the crop
 (relative to the new manifest's folder), and `face` (found / fallback / none / off), `faces`
-(how many the detector saw) and `box` (x0 y0 x1 y1 in the photo) say what happened. So
-`prepare` reads it as it reads a download manifest. With alignment off, `file` points back at
-the downloaded photo unchanged.
+(how many the detector saw) and `box` (x0 y0 x1 y1 in the photo: the face aligned, or for
+`none` the centred square) say what happened. So `prepare` reads it as it reads a download
+manifest. With alignment off, `file` points back at the downloaded photo unchanged.
 
 dlib holds Python's GIL, so the photos are shared out to worker processes (spawned, not
 forked: the stage's own process has TensorFlow loaded).
