@@ -17,8 +17,11 @@ import re
 import time
 from pathlib import Path
 
-from benchmarks.shared_data import CELEBA, KEYPOINTS, MOBILENET, VGG16_HED
-from tests.e2e import commit_all, copy_repository, run, set_params
+import yaml
+
+from benchmarks.shared_data import CELEBA, GENDER_WEB, KEYPOINTS, MOBILENET, VGG16_HED
+from facetl.core.params import lookup
+from tests.e2e import REPO, commit_all, copy_repository, run, set_params
 
 BASELINE = {
     "data.gender.source": str(CELEBA / "labels.csv"),
@@ -29,6 +32,8 @@ BASELINE = {
     "data.gender.per_class": None,
     "data.keypoints.csv": str(KEYPOINTS / "training_frames_keypoints.csv"),
     "data.keypoints.images": str(KEYPOINTS / "images"),
+    "ood.gender.source": str(GENDER_WEB / "labels.csv"),
+    "ood.gender.images": str(GENDER_WEB / "images"),
     "backbones.mobilenet_v2.preprocess": "torch",
     # The 300 px scratch nets take hours on 2 cores: a subset and fewer epochs (README).
     "scratch.scenarios.large.max_train_images": 256,
@@ -41,6 +46,12 @@ MNV2_NONE = {"backbone": "mobilenet_v2", "backbones.mobilenet_v2.weights": "none
 HED = {"backbone": "vgg16", "backbones.vgg16.weights": str(VGG16_HED)}
 VGG_NONE = {"backbone": "vgg16", "backbones.vgg16.weights": "none"}
 DLIB = {"backbone": "dlib_face"}
+KEYPOINTS_MNV2 = {"keypoints.recipe": "finetune", "keypoints.backbone": "mobilenet_v2",
+                  "backbones.mobilenet_v2.weights": str(MOBILENET)}
+NO_POINT_AUGMENT = {f"keypoints.augment.{key}": off for key, off in (
+    ("flip", False), ("rotate_deg", 0), ("scale", 0), ("shift", 0), ("brightness", 0),
+    ("contrast", 0), ("saturation", 0), ("grayscale_p", 0), ("downscale_p", 0), ("blur_p", 0),
+    ("jpeg_p", 0))}
 # Every experiment sets all of these: `dvc exp run` leaves the last one's params in place.
 DEFAULTS = {"prepare.gender.input_size": 224, "faces.align": False, "head.type": "chapter",
             "features.precision": "auto", "repeats.splits": 1}
@@ -61,7 +72,25 @@ EXPERIMENTS = {
     "hed-300": HED | {"prepare.gender.input_size": 300},
     "vgg16none-300": VGG_NONE | {"prepare.gender.input_size": 300},
     "hed-224-fp32": HED_PAIRED | {"features.precision": "float32"},
+    # The routes of the README (issue: models that travel), each scored on gender_web too.
+    "route-best": DLIB | LINEAR | {"faces.align": True, "faces.cnn": True},
+    "route-probe": MNV2 | {"faces.align": True, "head.type": "linear"},
+    **{f"route-finetune-seed{seed}": MNV2 | {"faces.align": True, "head.type": "linear",
+                                            "finetune.gender.enabled": True, "seed": seed}
+       for seed in (42, 1, 2)},
+    # The keypoint ablations of the README: the default finetune recipe, then one change each.
+    "kp-chapter": {"keypoints.recipe": "chapter", **MNV2},
+    "kp-finetune": KEYPOINTS_MNV2,
+    "kp-frozen-gdconv": KEYPOINTS_MNV2 | {"keypoints.finetune.epochs": 0},
+    "kp-frozen-conv": KEYPOINTS_MNV2 | {"keypoints.finetune.epochs": 0,
+                                        "keypoints.head.type": "conv"},
+    "kp-frozen-gap": KEYPOINTS_MNV2 | {"keypoints.finetune.epochs": 0,
+                                       "keypoints.head.type": "gap"},
+    "kp-loss-l1": KEYPOINTS_MNV2 | {"keypoints.loss": "l1"},
+    "kp-no-augment": KEYPOINTS_MNV2 | NO_POINT_AUGMENT,
 }
+# Which pipeline file each family of experiments reproduces (the default: dvc.yaml).
+TARGETS = {"route-": ["pipelines/gender_ood/dvc.yaml"], "kp-": ["pipelines/keypoints/dvc.yaml"]}
 
 
 def workspace(path: Path) -> Path:
@@ -73,19 +102,30 @@ def workspace(path: Path) -> Path:
     return path
 
 
+def reset_values() -> dict:
+    """params.yaml's own value of every key some experiment overrides: each run starts from the
+    project's defaults, not from what the previous experiment left in the workspace."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    return {key: lookup(params, key) for overrides in EXPERIMENTS.values() for key in overrides
+            if key not in BASELINE}
+
+
 def read_json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def run_experiment(repo: Path, name: str, overrides: dict, targets: list[str]) -> dict:
     settings = [f"{key}={json.dumps(value) if value is None else value}"
-                for key, value in (DEFAULTS | overrides).items()]
+                for key, value in (reset_values() | DEFAULTS | overrides).items()]
     start = time.perf_counter()
+    targets = targets or next((files for prefix, files in TARGETS.items()
+                               if name.startswith(prefix)), [])
     result = run(["dvc", "exp", "run", "-n", name, *[a for s in settings for a in ("-S", s)],
                   *targets], repo)
     output = result.stdout + result.stderr
     gender, keypoints = read_json(repo / "metrics/gender.json"), read_json(
         repo / "metrics/keypoints.json")
+    ood = read_json(repo / "metrics/gender_ood.json")
     return {
         "experiment": name, "seconds": round(time.perf_counter() - start),
         "ran": re.findall(r"Running stage '([^']+)'", output),
@@ -93,9 +133,11 @@ def run_experiment(repo: Path, name: str, overrides: dict, targets: list[str]) -
                           for m in re.findall(r"stage-time (\S+) (\S+) ([\d.]+) s", output)},
         "gender": {k: gender.get(k) for k in ("backbone", "accuracy", "accuracy_ci95", "auc",
                                               "n_test")},
-        "keypoints": {k: keypoints.get(k) for k in ("nme", "pixel_error", "failure_rate",
-                                                    "baseline_nme", "val_mae_normalised",
-                                                    "n_test")},
+        "gender_ood": {k: ood.get(k) for k in ("accuracy", "accuracy_ci95", "n", "by_face")},
+        "keypoints": {k: keypoints.get(k) for k in ("recipe", "nme", "pixel_error",
+                                                    "failure_rate", "misses", "baseline_nme",
+                                                    "dlib_nme", "inference_ablation",
+                                                    "val_mae_normalised", "n_test")},
         "features": read_json(repo / "metrics/features_gender.json"),
         "repeats": read_json(repo / "metrics/gender_repeats.json"),
         "faces": read_json(repo / "metrics/faces_gender.json"),
