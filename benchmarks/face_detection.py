@@ -104,7 +104,8 @@ CHAINS: dict[str, list[Stage]] = {
     "h_hogup_pad_rot_cnn_full": [HOG_UP, PAD_CONST, ROT, CNN, FULL],
     "i_cnn_full": [CNN, FULL],
     "j_hognorm_padnorm_full": [HOG_NORM, PAD_NORM, FULL],
-    "j2_hognorm_padnorm_square": [HOG_NORM, PAD_NORM, SQUARE],
+    "j2_hognorm_padnorm_square": [HOG_NORM, PAD_NORM, SQUARE],  # the pipeline's default
+    "k_hognorm_padnorm_cnn_square": [HOG_NORM, PAD_NORM, CNN, SQUARE],  # faces.cnn: true
 }
 
 

@@ -86,6 +86,8 @@ EXPERIMENTS = {
                                         "keypoints.head.type": "conv"},
     "kp-frozen-gap": KEYPOINTS_MNV2 | {"keypoints.finetune.epochs": 0,
                                        "keypoints.head.type": "gap"},
+    "kp-finetune-16": KEYPOINTS_MNV2 | {"keypoints.finetune.epochs": 16,
+                                        "keypoints.finetune.patience": 4},
     "kp-loss-l1": KEYPOINTS_MNV2 | {"keypoints.loss": "l1"},
     "kp-no-augment": KEYPOINTS_MNV2 | NO_POINT_AUGMENT,
 }
