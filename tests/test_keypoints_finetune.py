@@ -5,7 +5,6 @@ two-pass inference on the whole photos, the dlib reference, and `facetl predict`
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import keras
@@ -15,17 +14,15 @@ import pytest
 import yaml
 
 from facetl.cli import main as cli
-from facetl.keypoints import download, evaluate, features, prepare, train
+from facetl.keypoints import train
 from facetl.keypoints.crops import to_crop
 from facetl.keypoints.losses import WingLoss
 from facetl.keypoints.metrics import REGIONS
 from facetl.keypoints.prepare import crop_boxes, crop_targets, pixel_points
 from facetl.models.backbones import load_model
-from tests.synthetic import write_keypoints_source
-from tests.tiny_pipeline import overridden
+from tests.tiny_pipeline import keypoint_stages_run, overridden
 
 REPO = Path(__file__).resolve().parents[1]
-STAGES = (download.main, prepare.main, features.main, train.main, evaluate.main)
 
 
 def tiny_params(source: Path) -> dict:
@@ -48,16 +45,8 @@ def tiny_params(source: Path) -> dict:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     work = tmp_path_factory.mktemp("keypoints_finetune")
-    write_keypoints_source(work / "source", people=6, frames=6)
-    before = Path.cwd()
-    os.chdir(work)
-    try:
-        params = tiny_params(work / "source")
-        for stage in STAGES:
-            stage()
+    with keypoint_stages_run(work, tiny_params) as params:
         yield work, params
-    finally:
-        os.chdir(before)
 
 
 def test_prepared_crops_hold_the_points(run):

@@ -5,7 +5,6 @@ they saved. The finetune recipe: test_keypoints_finetune.py."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -17,16 +16,14 @@ from PIL import Image
 from facetl.cli import main
 from facetl.core.errors import FacetlError
 from facetl.data.images import read_image
-from facetl.keypoints import download, evaluate, features, prepare, train
+from facetl.keypoints import evaluate, train
 from facetl.keypoints.losses import WingLoss
 from facetl.keypoints.metrics import REGIONS, nme_per_image
 from facetl.keypoints.prepare import pixel_points
 from facetl.models.backbones import load_model
-from tests.synthetic import write_keypoints_source
-from tests.tiny_pipeline import overridden
+from tests.tiny_pipeline import keypoint_stages_run, overridden
 
 REPO = Path(__file__).resolve().parents[1]
-STAGES = (download.main, prepare.main, features.main, train.main, evaluate.main)
 
 
 def tiny_params(source: Path) -> dict:
@@ -47,16 +44,8 @@ def tiny_params(source: Path) -> dict:
 def run(tmp_path_factory):
     """A working directory in which all five keypoint stages have run; yields (dir, params)."""
     work = tmp_path_factory.mktemp("keypoints")
-    write_keypoints_source(work / "source", people=6, frames=6)
-    before = Path.cwd()
-    os.chdir(work)
-    try:
-        params = tiny_params(work / "source")
-        for stage in STAGES:
-            stage()
+    with keypoint_stages_run(work, tiny_params) as params:
         yield work, params
-    finally:
-        os.chdir(before)
 
 
 def test_metrics_file_has_the_promised_figures(run):

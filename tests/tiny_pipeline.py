@@ -8,6 +8,7 @@ dvc.yaml's order.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,9 +18,14 @@ from typing import Any
 
 from facetl.core.params import load_params
 from facetl.gender import download, evaluate, faces, finetune, prepare, train
+from facetl.keypoints import download as keypoint_download
+from facetl.keypoints import evaluate as keypoint_evaluate
+from facetl.keypoints import features as keypoint_features
+from facetl.keypoints import prepare as keypoint_prepare
+from facetl.keypoints import train as keypoint_train
 from facetl.models import features
 from tests.e2e import REPO, set_params
-from tests.synthetic import write_labels_csv
+from tests.synthetic import write_keypoints_source, write_labels_csv
 
 TINY = {
     "data.gender.path_column": "filename",
@@ -60,3 +66,24 @@ def overridden(folder: Path, overrides: dict[str, Any]) -> Iterator[None]:
         yield
     finally:
         (folder / "params.yaml").write_text(saved)
+
+
+KEYPOINT_STAGES = (keypoint_download.main, keypoint_prepare.main, keypoint_features.main,
+                   keypoint_train.main, keypoint_evaluate.main)
+
+
+@contextmanager
+def keypoint_stages_run(work: Path, write_params: Callable[[Path], dict[str, Any]]
+                        ) -> Iterator[dict[str, Any]]:
+    """Synthetic keypoint frames in `work/source`, the params `write_params(source)` writes in
+    `work`, and the five keypoint stages run there in dvc.yaml's order; yields the params."""
+    write_keypoints_source(work / "source", people=6, frames=6)
+    before = Path.cwd()
+    os.chdir(work)
+    try:
+        params = write_params(work / "source")
+        for stage in KEYPOINT_STAGES:
+            stage()
+        yield params
+    finally:
+        os.chdir(before)

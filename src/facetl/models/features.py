@@ -1,11 +1,14 @@
-"""Stages features_gender / features_keypoints: the active backbone's features of a task's
-prepared images, cached per backbone so that switching back restores them from DVC's cache.
+"""Stage features_gender (and the extraction under features_keypoints): a backbone's features
+of a task's prepared images, cached per backbone so that switching back restores them from
+DVC's cache.
 
 `task` only names the folders (`data/prepared/<task>` in, `data/features/<task>/` out): the
-extraction is the same for every task.
+extraction is the same for every task; the task says which backbone is active.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import keras
 
@@ -18,9 +21,11 @@ from facetl.models.extraction import NpyRows, extract_to_npy
 from facetl.models.precision import resolve_precision
 
 
-def main(task: str) -> None:
-    params = load_params()
-    name = lookup(params, "backbone")
+def extract_features(task: str, name: str, params: dict[str, Any],
+                     extra: dict[str, Any] | None = None) -> None:
+    """Backbone `name` over `data/prepared/<task>/images.npy`; the extractor is saved beside
+    its features, so training joins a head to the very network that made them. `extra` goes
+    into the metrics file (e.g. the keypoint recipe)."""
     backbone = lookup(params, f"backbones.{name}")
     cfg = lookup(params, "features")
     precision = resolve_precision(cfg["precision"], get_spec(name).bf16_wins_with)
@@ -37,7 +42,12 @@ def main(task: str) -> None:
     with atomic_path(paths.extractor_path(task, name)) as tmp:
         model.save(tmp)
 
-    write_json(paths.metrics_path(f"features_{task}"), {
-        "backbone": name, "precision": precision, "images": len(images),
-        "seconds": round(seconds, 2), "images_per_s": round(len(images) / seconds, 2)})
+    write_json(paths.metrics_path(f"features_{task}"), {"backbone": name} | (extra or {}) | {
+        "precision": precision, "images": len(images), "seconds": round(seconds, 2),
+        "images_per_s": round(len(images) / seconds, 2)})
     print(f"features {task}: {name} ({precision}) {len(images) / seconds:.1f} img/s")
+
+
+def main(task: str) -> None:
+    params = load_params()
+    extract_features(task, lookup(params, "backbone"), params)
