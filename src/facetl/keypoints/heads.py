@@ -20,8 +20,7 @@ import numpy as np
 from keras import layers
 
 from facetl.core.errors import FacetlError
-
-HEADS = ("conv", "gdconv", "gap")
+from facetl.keypoints.config import HEADS
 
 
 def keypoint_head(feature_shape: tuple[int, ...], kind: str, channels: int, dropout: float,
