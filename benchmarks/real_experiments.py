@@ -52,6 +52,25 @@ NO_POINT_AUGMENT = {f"keypoints.augment.{key}": off for key, off in (
     ("flip", False), ("rotate_deg", 0), ("scale", 0), ("shift", 0), ("brightness", 0),
     ("contrast", 0), ("saturation", 0), ("grayscale_p", 0), ("downscale_p", 0), ("blur_p", 0),
     ("jpeg_p", 0))}
+LIGHT_POINT_AUGMENT = {f"keypoints.augment.{key}": value for key, value in (
+    ("rotate_deg", 20), ("scale", 0.1), ("shift", 0.05), ("brightness", 0.2), ("contrast", 0.2),
+    ("saturation", 0.2), ("grayscale_p", 0.05), ("downscale_p", 0.1), ("blur_p", 0.05),
+    ("jpeg_p", 0.1))}
+FINETUNE_ROUTE = MNV2 | {"faces.align": True, "faces.cnn": True, "head.type": "linear",
+                         "finetune.gender.enabled": True, "seed": 42}
+# The gender augmentation knobs by family, with the value that turns each off.
+AUGMENT_FAMILIES = {
+    "geometry": {"flip": False, "rotate_deg": 0, "scale": 0, "shift": 0},
+    "colour": {"brightness": 0, "contrast": 0, "saturation": 0, "grayscale_p": 0},
+    "resolution": {"downscale_p": 0, "blur_p": 0, "jpeg_p": 0},
+}
+
+
+def gender_augment_off(families: list[str]) -> dict:
+    return {f"finetune.gender.augment.{key}": off for family in families
+            for key, off in AUGMENT_FAMILIES[family].items()}
+
+
 # Every experiment sets all of these: `dvc exp run` leaves the last one's params in place.
 DEFAULTS = {"prepare.gender.input_size": 224, "faces.align": False, "head.type": "chapter",
             "features.precision": "auto", "repeats.splits": 1}
@@ -80,6 +99,12 @@ EXPERIMENTS = {
                                             "head.type": "linear",
                                             "finetune.gender.enabled": True, "seed": seed}
        for seed in (42, 1, 2)},
+    # The fine-tuned route with today's front end (CNN detector on), three seeds, then the
+    # augmentation ablation: one family of knobs off at a time (seed 42).
+    **{f"route-finetune-cnn-seed{seed}": FINETUNE_ROUTE | {"seed": seed} for seed in (42, 1, 2)},
+    "route-finetune-cnn-no-augment": FINETUNE_ROUTE | gender_augment_off(AUGMENT_FAMILIES),
+    **{f"route-finetune-cnn-no-{family}": FINETUNE_ROUTE | gender_augment_off([family])
+       for family in AUGMENT_FAMILIES},
     # The keypoint ablations of the README: the default finetune recipe, then one change each.
     "kp-chapter": {"keypoints.recipe": "chapter", **MNV2},
     "kp-finetune": KEYPOINTS_MNV2,
@@ -92,6 +117,16 @@ EXPERIMENTS = {
                                         "keypoints.finetune.patience": 4},
     "kp-loss-l1": KEYPOINTS_MNV2 | {"keypoints.loss": "l1"},
     "kp-no-augment": KEYPOINTS_MNV2 | NO_POINT_AUGMENT,
+    # Lighter augmentation (geometry near the two-pass box's error, less photometric and
+    # resolution jitter), a larger crop (5x5 map), more epochs, three passes without flip.
+    "kp-light-160": KEYPOINTS_MNV2 | LIGHT_POINT_AUGMENT | {
+        "keypoints.crop.input_size": 160, "keypoints.finetune.epochs": 12,
+        "keypoints.finetune.patience": 4, "keypoints.inference.passes": 3,
+        "keypoints.inference.flip_tta": False},
+    "kp-light-160-e30": KEYPOINTS_MNV2 | LIGHT_POINT_AUGMENT | {
+        "keypoints.crop.input_size": 160, "keypoints.finetune.epochs": 30,
+        "keypoints.finetune.patience": 6, "keypoints.finetune.learning_rate": 0.001,
+        "keypoints.inference.passes": 3, "keypoints.inference.flip_tta": False},
 }
 # Which pipeline file each family of experiments reproduces (the default: dvc.yaml).
 TARGETS = {"route-": ["pipelines/gender_ood/dvc.yaml"], "kp-": ["pipelines/keypoints/dvc.yaml"]}

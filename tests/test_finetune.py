@@ -178,3 +178,38 @@ def test_early_stopping_restores_the_best_epoch() -> None:
     final = model.evaluate(ImageBatches(images, targets, np.arange(64, 96), 16), verbose=0,
                            return_dict=True)["loss"]
     assert final == pytest.approx(min(losses), rel=1e-4)
+
+
+class DtypeProbe(keras.layers.Layer):
+    """Passes its input on and records the dtype it computes in (at trace time too)."""
+
+    def __init__(self, seen: list[str], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.record = seen.append  # not the list: Keras would track a copy of it
+
+    def call(self, x):
+        self.record(keras.backend.standardize_dtype(x.dtype))
+        return x
+
+
+@pytest.mark.backend
+@pytest.mark.parametrize("precision", ["bfloat16", "float16"])
+def test_mixed_precision_trains_the_backbone_in_it_then_restores_float32(precision: str) -> None:
+    keras.utils.set_random_seed(0)
+    seen: list[str] = []
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", name="conv0")(inputs)
+    x = DtypeProbe(seen, name="probe")(x)
+    x = keras.layers.Conv2D(16, 3, strides=2, padding="same", name="conv1")(x)
+    model = end_to_end(keras.Model(inputs, keras.layers.ReLU()(x), name="small"))
+    unfreeze_top(model, -1)
+    images, labels = brightness_task(96)
+    history = finetune(model, images, labels, np.arange(64), np.arange(64, 96),
+                       CFG | {"learning_rate": 3e-3}, seed=0, precision=precision)
+    assert precision in seen  # the backbone computed in the mixed precision while training
+    losses = history.history["val_loss"]
+    assert np.isfinite(losses).all() and losses[-1] < 0.7 * losses[0]
+    seen.clear()
+    prediction = model.predict(images[:4], verbose=0)
+    assert seen == ["float32"] and prediction.dtype == np.float32  # its own policy again
+    assert all(weight.dtype == "float32" for weight in model.weights)

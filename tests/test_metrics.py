@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facetl.core.metrics import Z95, binary_report, roc_points, wilson_interval
+from facetl.core.metrics import (
+    Z95,
+    accuracy_by_group,
+    binary_report,
+    pooled_by_group,
+    roc_points,
+    wilson_interval,
+)
 
 
 def wilson_by_quadratic(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
@@ -66,3 +73,14 @@ def test_roc_points_run_from_the_origin_to_the_corner():
     assert (roc["fpr"][0], roc["tpr"][0]) == (0.0, 0.0)
     assert (roc["fpr"][-1], roc["tpr"][-1]) == (1.0, 1.0)
     assert roc["threshold"].max() <= 1.0  # sklearn's first threshold is inf: capped for plots
+
+
+def test_pooled_groups_add_the_splits_counts():
+    first = accuracy_by_group([1, 1, 0, 1, 1], ["found", "found", "none", "none", "found"])
+    second = accuracy_by_group([0, 1, 1], ["none", "found", "fallback"])
+    pooled = pooled_by_group([first, second])
+    assert {g: (row["n"], row["accuracy"]) for g, row in pooled.items()} == {
+        "fallback": (1, 1.0), "found": (4, 1.0), "none": (3, 1 / 3)}
+    assert pooled["none"]["share"] == pytest.approx(3 / 8)
+    assert pooled["none"]["accuracy_ci95"] == pytest.approx(list(wilson_interval(1, 3)))
+    assert pooled_by_group([first]) == first

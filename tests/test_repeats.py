@@ -34,7 +34,8 @@ def test_each_repeat_is_a_grouped_split_and_repeats_differ():
 
 def test_repeats_stage_retrains_the_head_on_each_split(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    tiny_params(tmp_path, {"head.type": "linear", "repeats.splits": 3})
+    # aligned: every photo gets a front-end group (synthetic photos: `none`) to pool per group
+    tiny_params(tmp_path, {"head.type": "linear", "repeats.splits": 3, "faces.align": True})
     run_gender_stages(UP_TO_EVALUATE)
     trained_on = []
 
@@ -54,6 +55,12 @@ def test_repeats_stage_retrains_the_head_on_each_split(tmp_path, monkeypatch):
     assert len(trained_on) == 2 and len({frozenset(pipeline_train), *trained_on}) == 3
     assert len(result["accuracy_values"]) == 3
     assert result["accuracy_mean"] == pytest.approx(np.mean(result["accuracy_values"]))
+    index, _, test = load_split("gender")
+    sizes = [len(test)] + [int(m.sum()) for m in repeated_test_masks(index, 0.1, 42, 3)]
+    pooled = result["by_face_pooled"]
+    assert list(pooled) == ["none"] and pooled["none"]["n"] == sum(sizes)
+    assert pooled["none"]["accuracy"] == pytest.approx(
+        np.dot(result["accuracy_values"], sizes) / sum(sizes))
 
 
 def test_repeats_must_be_a_positive_count(tmp_path, monkeypatch):

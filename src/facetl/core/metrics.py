@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 import numpy as np
 from sklearn.metrics import confusion_matrix, f1_score, roc_auc_score, roc_curve
@@ -40,13 +41,26 @@ def accuracy_by_group(correct: np.ndarray, groups: np.ndarray) -> dict[str, dict
     """Share and accuracy (with its Wilson interval) per group, e.g. per face front-end status:
     where the overall figure hides a group that costs accuracy."""
     correct, groups = np.asarray(correct, dtype=bool), np.asarray(groups).astype(str)
-    report = {}
-    for group in sorted(set(groups)):
-        hits = correct[groups == group]
-        report[group] = {"n": len(hits), "share": round(len(hits) / len(correct), 4),
-                         "accuracy": float(hits.mean()),
-                         "accuracy_ci95": list(wilson_interval(int(hits.sum()), len(hits)))}
-    return report
+    return {group: group_row(int(correct[groups == group].sum()), int((groups == group).sum()),
+                             len(correct)) for group in sorted(set(groups))}
+
+
+def pooled_by_group(reports: list[dict[str, dict]]) -> dict[str, dict]:
+    """`accuracy_by_group` over several test splits, from each split's report: a group of 20
+    photos per split gets an interval that can say something. A photo in the test part of
+    several splits counts once for each."""
+    hits, counts = Counter(), Counter()
+    for report in reports:
+        for group, row in report.items():
+            hits[group] += round(row["accuracy"] * row["n"])
+            counts[group] += row["n"]
+    total = sum(counts.values())
+    return {group: group_row(hits[group], counts[group], total) for group in sorted(counts)}
+
+
+def group_row(hits: int, n: int, total: int) -> dict:
+    return {"n": n, "share": round(n / total, 4), "accuracy": hits / n,
+            "accuracy_ci95": list(wilson_interval(hits, n))}
 
 
 def roc_points(labels: np.ndarray, p_positive: np.ndarray) -> dict[str, np.ndarray]:

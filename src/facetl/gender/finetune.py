@@ -17,8 +17,10 @@ from facetl.core.params import load_params, lookup
 from facetl.core.plots import training_curves
 from facetl.data.splits import carve_validation, load_split
 from facetl.models.augment import AugmentSettings, augment_batch
+from facetl.models.backbones import get_spec
 from facetl.models.export import load_task_model, save_task_model
 from facetl.models.finetune import finetune, unfreeze_top
+from facetl.models.precision import resolve_precision
 
 TASK = "gender"
 
@@ -45,15 +47,17 @@ def main() -> None:
     def augment(batch: np.ndarray, batch_targets: np.ndarray, rng: np.random.Generator):
         return augment_batch(batch, rng, settings)[0], batch_targets
 
+    precision = resolve_precision(cfg["precision"], get_spec(meta["backbone"]).bf16_wins_with,
+                                  f"finetune.{TASK}.precision")
     keras.utils.set_random_seed(seed)
     unfrozen = unfreeze_top(model, cfg["unfreeze"])
     history = finetune(model, images, targets, fit_rows, val_rows,
                        cfg | {"loss": "binary_crossentropy", "metrics": ["accuracy"]}, seed,
-                       live_dir, augment)
+                       live_dir, augment, precision)
     training_curves(live_dir, live_dir / "training.png")
 
     save_task_model(TASK, model, None, meta | {
-        "finetuned": True, "unfrozen_layers": len(unfrozen),
+        "finetuned": True, "unfrozen_layers": len(unfrozen), "precision": precision,
         "epochs_run": len(history.history["loss"])})
     print(f"finetune {TASK}: {len(unfrozen)} backbone layers trained for "
-          f"{len(history.history['loss'])} epochs")
+          f"{len(history.history['loss'])} epochs ({precision})")

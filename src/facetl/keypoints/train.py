@@ -37,6 +37,7 @@ from facetl.models.backbones import get_spec, load_model
 from facetl.models.export import end_to_end, save_head_model, save_task_model
 from facetl.models.finetune import finetune, unfreeze_top
 from facetl.models.heads import chapter_head
+from facetl.models.precision import resolve_precision
 from facetl.models.training import feature_max, fit
 
 TASK = "keypoints"
@@ -125,11 +126,14 @@ def train_finetune(params: dict[str, Any]) -> None:
     unfrozen = unfreeze_top(model, tune["unfreeze"]) if tune["epochs"] > 0 else []
     images = np.load(paths.prepared_dir(TASK) / "images.npy", mmap_mode="r")
     epochs_run, val_mae = 0, float(head_history.history["val_mae"][-1])
+    precision = resolve_precision(tune["precision"], get_spec(name).bf16_wins_with,
+                                  "keypoints.finetune.precision")
     if tune["epochs"] > 0:
         augment = point_augmenter(AugmentSettings.from_params(cfg["augment"]), size)
         history = finetune(model, images, targets, fit_rows, val_rows,
                            tune | {"batch_size": cfg["batch_size"], "loss": loss,
-                                   "metrics": ["mae"]}, seed, plots / "training", augment)
+                                   "metrics": ["mae"]}, seed, plots / "training", augment,
+                           precision)
         epochs_run = len(history.history["loss"])
         best = int(np.argmin(history.history["val_loss"]))
         val_mae = float(history.history["val_mae"][best])
@@ -144,6 +148,7 @@ def train_finetune(params: dict[str, Any]) -> None:
         "task": TASK, "recipe": "finetune", "backbone": name, "points": POINTS,
         "units": "x / S and y / S of the S x S face crop",
         "head": head_cfg["type"], "loss": cfg["loss"], "unfrozen_layers": len(unfrozen),
+        "precision": precision,
         "head_epochs": len(head_history.history["loss"]), "finetune_epochs": epochs_run,
         "val_mae_crop": round(val_mae, 6)}
         | inference_settings(cfg) | {"calibration": without_counts(boxes["calibration"]),

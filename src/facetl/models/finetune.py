@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
+
+from facetl.models.precision import POLICY
 
 Augment = Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]]
 CONV_TYPES = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D)
@@ -170,20 +173,45 @@ def callbacks(cfg: dict[str, Any], live_dir: Path | None) -> list[keras.callback
     return [stop, DVCLiveCallback(live=live)]
 
 
+@contextmanager
+def backbone_precision(model: keras.Model, precision: str) -> Iterator[None]:
+    """Inside the block the backbone computes in `precision` (float32 | bfloat16 | float16),
+    with float32 weights (Keras mixed precision); afterwards every layer has its own policy
+    again, so the saved model runs on any hardware. The head and the extractor's float32
+    "features" output stay float32, where the loss is computed."""
+    layers = list(_sublayers(find_backbone(model)))
+    policies = [layer.dtype_policy for layer in layers]
+    if precision != "float32":
+        for layer in layers:
+            layer.dtype_policy = POLICY[precision]
+    try:
+        yield
+    finally:
+        for layer, policy in zip(layers, policies, strict=True):
+            layer.dtype_policy = policy
+
+
 def finetune(model: keras.Model, images: np.ndarray, targets: np.ndarray, train_idx: np.ndarray,
              val_idx: np.ndarray, cfg: dict[str, Any], seed: int, live_dir: Path | None = None,
-             augment: Augment | None = None) -> keras.callbacks.History:
+             augment: Augment | None = None,
+             precision: str = "float32") -> keras.callbacks.History:
     """Train `model` (unfreeze first) on the train rows, validating on the val rows.
 
     cfg: learning_rate (low, so the pretrained features are adjusted rather than destroyed),
     epochs, batch_size, patience, loss (name or callable), and optional metrics,
-    warmup_epochs, optimizer, weight_decay and workers (data-loading threads).
+    warmup_epochs, optimizer, weight_decay and workers (data-loading threads). `precision`
+    (resolved: float32 | bfloat16 | float16) is the backbone's compute precision while it
+    trains; float16 scales the loss so that small gradients do not underflow.
     """
     loader = {"workers": cfg.get("workers", 1)}
     train = ImageBatches(images, targets, train_idx, cfg["batch_size"], shuffle=True, seed=seed,
                          augment=augment, **loader)
     val = ImageBatches(images, targets, val_idx, cfg["batch_size"], **loader)
-    model.compile(optimizer=optimizer(cfg, len(train)), loss=cfg["loss"],
-                  metrics=cfg.get("metrics"))
-    return model.fit(train, validation_data=val, epochs=cfg["epochs"], verbose=2,
-                     callbacks=callbacks(cfg, live_dir))
+    steps = optimizer(cfg, len(train))
+    if precision == "float16":
+        steps = keras.optimizers.LossScaleOptimizer(steps)
+    with backbone_precision(model, precision):
+        model.compile(optimizer=steps, loss=cfg["loss"], metrics=cfg.get("metrics"))
+        history = model.fit(train, validation_data=val, epochs=cfg["epochs"], verbose=2,
+                            callbacks=callbacks(cfg, live_dir))
+    return history

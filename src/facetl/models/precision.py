@@ -45,14 +45,15 @@ def supported(precision: str) -> bool:
     return precision == "bfloat16" and bool({"amx_bf16", "avx512_bf16"} & cpu_flags())
 
 
-def resolve_precision(requested: str, bf16_wins_with: str | None) -> str:
+def resolve_precision(requested: str, bf16_wins_with: str | None,
+                      setting: str = "features.precision") -> str:
     """The precision to run in; an unsupported request falls back to float32 with a warning.
 
     `bf16_wins_with`: the CPU flag (`avx512_bf16` or `amx_bf16`) from which bfloat16 is faster
-    for this backbone, or None where it never is.
+    for this backbone, or None where it never is; `setting` names the param in errors.
     """
     if requested not in PRECISIONS:
-        raise FacetlError(f"features.precision must be one of {PRECISIONS}, got {requested!r}")
+        raise FacetlError(f"{setting} must be one of {PRECISIONS}, got {requested!r}")
     if requested == "auto":
         if gpu_capability() is not None:
             return next(p for p in ("bfloat16", "float16", "float32") if supported(p))
