@@ -1,7 +1,7 @@
 """Fine-tuning step time per compute precision: does mixed precision win on this machine?
 
-Times training steps of the pipeline's fine-tuning trainer (`facetl.models.finetune`: the
-backbone unfrozen, AdamW, the backbone computing in the precision asked for) on random images
+Times training steps as the pipeline's fine-tuning trainer runs them (`facetl.models.finetune`:
+the backbone unfrozen, AdamW, the backbone computing in the precision asked for) on random images
 with random weights (speed does not depend on their values), in ONE run per backbone so the
 ratios compare like with like. `finetune.*.precision: auto` picks from what this measures:
 float32 on CPUs where bfloat16 is slower for the backbone, mixed precision on a GPU.
@@ -20,12 +20,23 @@ import numpy as np
 
 from facetl.models.backbones import build_extractor
 from facetl.models.export import end_to_end
-from facetl.models.finetune import finetune, unfreeze_top
+from facetl.models.finetune import backbone_precision, optimizer, unfreeze_top
+
+
+class StepTimes(keras.callbacks.Callback):
+    def __init__(self) -> None:
+        super().__init__()
+        self.seconds: list[float] = []
+
+    def on_train_batch_begin(self, batch, logs=None) -> None:
+        self.start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None) -> None:
+        self.seconds.append(time.perf_counter() - self.start)
 
 
 def step_seconds(name: str, size: int, steps: int, precision: str, batch: int = 32) -> float:
-    """Seconds per training step: an epoch of 2N steps minus one of N, so that what each call
-    pays once (compiling, tracing the graphs, the validation step) cancels out."""
+    """Median seconds of a training step, the first two (tracing, kernel set-up) left out."""
     keras.utils.set_random_seed(0)
     extractor = build_extractor(name, "none", size)
     features = keras.Input(extractor.output_shape[1:])
@@ -34,18 +45,16 @@ def step_seconds(name: str, size: int, steps: int, precision: str, batch: int = 
     model = end_to_end(extractor, head, name)
     unfreeze_top(model, -1)
     rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (batch * 2 * steps, size, size, 3), dtype=np.uint8)
+    images = rng.integers(0, 256, (batch * (steps + 2), size, size, 3)).astype("float32")
     labels = rng.integers(0, 2, len(images)).astype("float32")
-    cfg = {"learning_rate": 1e-4, "batch_size": batch, "patience": 1, "epochs": 1,
-           "loss": "binary_crossentropy"}
-    rows = np.arange(len(images))
-    seconds = []
-    for count in (steps, 2 * steps):
-        start = time.perf_counter()
-        finetune(model, images, labels, rows[:count * batch], rows[:batch], cfg, 0,
-                 precision=precision)
-        seconds.append(time.perf_counter() - start)
-    return (seconds[1] - seconds[0]) / steps
+    adamw = optimizer({"learning_rate": 1e-4, "epochs": 1}, steps + 2)
+    if precision == "float16":
+        adamw = keras.optimizers.LossScaleOptimizer(adamw)
+    times = StepTimes()
+    with backbone_precision(model, precision):  # as the trainer runs it
+        model.compile(optimizer=adamw, loss="binary_crossentropy")
+        model.fit(images, labels, batch_size=batch, epochs=1, verbose=0, callbacks=[times])
+    return float(np.median(times.seconds[2:]))
 
 
 def main() -> None:
