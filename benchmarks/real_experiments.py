@@ -46,8 +46,18 @@ MNV2_NONE = {"backbone": "mobilenet_v2", "backbones.mobilenet_v2.weights": "none
 HED = {"backbone": "vgg16", "backbones.vgg16.weights": str(VGG16_HED)}
 VGG_NONE = {"backbone": "vgg16", "backbones.vgg16.weights": "none"}
 DLIB = {"backbone": "dlib_face"}
+# The finetune recipe's first settings (the ablation's base): crop 128, 8 epochs at 5e-4,
+# strong augmentation with flips, two passes with flip averaging.
 KEYPOINTS_MNV2 = {"keypoints.recipe": "finetune", "keypoints.backbone": "mobilenet_v2",
-                  "backbones.mobilenet_v2.weights": str(MOBILENET)}
+                  "backbones.mobilenet_v2.weights": str(MOBILENET),
+                  "keypoints.crop.input_size": 128, "keypoints.finetune.epochs": 8,
+                  "keypoints.finetune.patience": 3, "keypoints.finetune.learning_rate": 0.0005,
+                  "keypoints.inference.passes": 2, "keypoints.inference.flip_tta": True,
+                  **{f"keypoints.augment.{key}": value for key, value in (
+                      ("flip", True), ("rotate_deg", 30), ("scale", 0.15), ("shift", 0.08),
+                      ("brightness", 0.3), ("contrast", 0.3), ("saturation", 0.3),
+                      ("grayscale_p", 0.1), ("downscale_p", 0.2), ("blur_p", 0.1),
+                      ("jpeg_p", 0.2))}}
 NO_POINT_AUGMENT = {f"keypoints.augment.{key}": off for key, off in (
     ("flip", False), ("rotate_deg", 0), ("scale", 0), ("shift", 0), ("brightness", 0),
     ("contrast", 0), ("saturation", 0), ("grayscale_p", 0), ("downscale_p", 0), ("blur_p", 0),
@@ -129,6 +139,7 @@ EXPERIMENTS = {
         "keypoints.inference.passes": 3, "keypoints.inference.flip_tta": False},
     # Flip averaging at test time hurts every model above: the frames' left and right points are
     # not annotated as mirror images, so mirrored training crops teach a blurred convention.
+    # params.yaml's defaults now.
     "kp-light-192-e30-noflip": KEYPOINTS_MNV2 | LIGHT_POINT_AUGMENT | {
         "keypoints.augment.flip": False, "keypoints.crop.input_size": 192,
         "keypoints.finetune.epochs": 30, "keypoints.finetune.patience": 6,

@@ -78,7 +78,7 @@ def test_metrics_have_the_promised_figures(run):
     assert "dlib" in metrics["dlib_reference"]["source"]
     ablation = metrics["inference_ablation"]
     assert "passes=1,flip_tta=false" in ablation and "passes=2,flip_tta=true" in ablation
-    assert ablation["passes=2,flip_tta=true"] == pytest.approx(metrics["nme"], abs=1e-4)
+    assert ablation["passes=3,flip_tta=false"] == pytest.approx(metrics["nme"], abs=1e-4)
     per_image = pd.read_csv(work / "plots/keypoints/predictions.csv")
     assert len(per_image) == n_test and set(per_image["box"]) <= {"dlib", "prior"}
     assert per_image["nme"].mean() == pytest.approx(metrics["nme"], abs=1e-4)
@@ -91,7 +91,7 @@ def test_model_json_carries_what_inference_needs(run):
     work, _ = run
     meta = json.loads((work / "models/keypoints/model.json").read_text())
     assert meta["recipe"] == "finetune" and meta["input_size"] == 32
-    assert meta["passes"] == 2 and meta["flip_tta"] is True and meta["margin"] == 1.25
+    assert meta["passes"] == 3 and meta["flip_tta"] is False and meta["margin"] == 1.25
     assert {"dx", "dy", "ratio"} <= set(meta["calibration"]) and "cx" in meta["prior"]
     assert meta["unfrozen_layers"] == 3 and meta["finetune_epochs"] == 1
     for phase in ("training", "training_head"):
