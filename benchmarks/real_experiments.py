@@ -147,7 +147,8 @@ EXPERIMENTS = {
         "keypoints.inference.flip_tta": False},
 }
 # Which pipeline file each family of experiments reproduces (the default: dvc.yaml).
-TARGETS = {"route-": ["pipelines/gender_ood/dvc.yaml"], "kp-": ["pipelines/keypoints/dvc.yaml"]}
+TARGETS = {"route-": ["evaluate_gender", "repeats_gender", "pipelines/gender_ood/dvc.yaml"],
+           "kp-": ["pipelines/keypoints/dvc.yaml"]}
 
 
 def workspace(path: Path) -> Path:
