@@ -112,6 +112,10 @@ EXPERIMENTS = {
     # The fine-tuned route with today's front end (CNN detector on), three seeds, then the
     # augmentation ablation: one family of knobs off at a time (seed 42).
     **{f"route-finetune-cnn-seed{seed}": FINETUNE_ROUTE | {"seed": seed} for seed in (42, 1, 2)},
+    # Every layer but BatchNorm unfrozen, longer: does more of the backbone buy accuracy?
+    "route-finetune-cnn-all-layers": FINETUNE_ROUTE | {
+        "finetune.gender.unfreeze": -1, "finetune.gender.epochs": 8,
+        "finetune.gender.patience": 3},
     "route-finetune-cnn-no-augment": FINETUNE_ROUTE | gender_augment_off(AUGMENT_FAMILIES),
     **{f"route-finetune-cnn-no-{family}": FINETUNE_ROUTE | gender_augment_off([family])
        for family in AUGMENT_FAMILIES},
@@ -187,8 +191,8 @@ def run_experiment(repo: Path, name: str, overrides: dict, targets: list[str]) -
     return {
         "experiment": name, "seconds": round(time.perf_counter() - start),
         "ran": re.findall(r"Running stage '([^']+)'", output),
-        "stage_seconds": {f"{m[0]} {m[1]}": float(m[2])
-                          for m in re.findall(r"stage-time (\S+) (\S+) ([\d.]+) s", output)},
+        "stage_seconds": {label: float(seconds) for label, seconds in
+                          re.findall(r"^stage-time (.+) ([\d.]+) s$", output, re.MULTILINE)},
         "gender": {k: gender.get(k) for k in ("backbone", "accuracy", "accuracy_ci95", "auc",
                                               "n_test")},
         "gender_ood": {k: ood.get(k) for k in ("accuracy", "accuracy_ci95", "n", "by_face")},
