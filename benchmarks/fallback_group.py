@@ -1,0 +1,156 @@
+"""The photos no HOG detector finds: which crop and which features classify them best.
+
+On CelebA the best route (dlib_face + linear head) loses 15-20 points on the `fallback` and
+`none` groups of the face front end (profiles, strong tilts, hands or microphones over the
+face). This measures the candidate fixes on those photos with the front end's own code
+(`facetl.faces.detect`, the params' defaults): each variant is a feature vector per photo, a
+StandardScaler + LogisticRegression head (C=0.1) is scored by 5-fold person-grouped CV on all
+CelebA photos, then trained on all of them and scored on all of gender_web (never trained on).
+Found photos keep the aligned chip in the crop variants, so only the missed photos change.
+
+    aligned   today's chip (5-point alignment, 150 px, padding 0.25) -> dlib descriptor
+    wide      the chip widened to at least 2x the detector's box (same centre and angle)
+    upright   an upright crop of the box, side 1.6x its width, no landmarks
+    flip      the mean of the chip's descriptor and its mirror image's
+    jitter    dlib's own test-time jitter (10 random crops and flips, averaged)
+    fusion    the chip's descriptor beside frozen ImageNet MobileNetV2 features (global
+              average) of the whole photo padded square: hair and clothes as context
+
+    PYTHONPATH=. nice -n 10 .venv/bin/python benchmarks/fallback_group.py [--limit N]
+        [--cache DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import cv2
+import dlib
+import keras
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GroupKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from tqdm import tqdm
+
+from benchmarks.shared_data import CELEBA, GENDER_WEB, MOBILENET
+from facetl.core.metrics import wilson_interval
+from facetl.core.params import load_params
+from facetl.data.images import read_image
+from facetl.faces.detect import centre_square, detect, landmarks, largest
+from facetl.faces.dlib_models import PACKAGED, recognition_model
+from facetl.models.backbones import build_extractor
+
+CHIP, PADDING, CONTEXT_SIZE = 150, 0.25, 224
+VARIANTS = ("aligned", "wide", "upright", "flip", "jitter", "fusion")
+
+
+def upright_crop(image: np.ndarray, box: tuple, side_ratio: float) -> np.ndarray:
+    centre_x, centre_y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    half = side_ratio * (box[2] - box[0]) / 2
+    rect = dlib.drectangle(centre_x - half, centre_y - half, centre_x + half, centre_y + half)
+    return dlib.extract_image_chip(image, dlib.chip_details(rect, dlib.chip_dims(CHIP, CHIP), 0.0))
+
+
+def widened_chip(image: np.ndarray, chip: dlib.chip_details, box: tuple, least: float
+                 ) -> np.ndarray:
+    """The aligned chip's window grown to at least `least` x the box width, same centre/angle."""
+    half = max(chip.rect.width(), least * (box[2] - box[0])) / 2
+    centre = chip.rect.center()
+    rect = dlib.drectangle(centre.x - half, centre.y - half, centre.x + half, centre.y + half)
+    return dlib.extract_image_chip(
+        image, dlib.chip_details(rect, dlib.chip_dims(CHIP, CHIP), chip.angle))
+
+
+def padded_square(image: np.ndarray) -> np.ndarray:
+    """The whole photo, edge-padded to a square and resized for the context network."""
+    h, w = image.shape[:2]
+    side = max(h, w)
+    top, left = (side - h) // 2, (side - w) // 2
+    square = cv2.copyMakeBorder(image, top, side - h - top, left, side - w - left,
+                                cv2.BORDER_REPLICATE)
+    return cv2.resize(square, (CONTEXT_SIZE, CONTEXT_SIZE), interpolation=cv2.INTER_AREA)
+
+
+def describe_source(labels: pd.DataFrame, images: Path, faces: dict) -> pd.DataFrame:
+    """One row per photo: label, person, front-end status and every variant's descriptor."""
+    network = recognition_model(PACKAGED)
+
+    def describe(chip: np.ndarray, jitters: int = 0) -> np.ndarray:
+        return np.asarray(network.compute_face_descriptor(np.ascontiguousarray(chip), jitters),
+                          "float32")
+
+    context = keras.Sequential([build_extractor("mobilenet_v2", str(MOBILENET), CONTEXT_SIZE,
+                                                "torch"), keras.layers.GlobalAveragePooling2D()])
+    rows, wholes = [], []
+    for _, row in tqdm(labels.iterrows(), total=len(labels), desc=images.parent.name):
+        image = read_image(images / row["filename"])
+        status, boxes = detect(image, faces)
+        box = largest(boxes) if boxes else centre_square(image)
+        chip_details = dlib.get_face_chip_details(landmarks(image, box), CHIP, PADDING)
+        chip = dlib.extract_image_chip(image, chip_details)
+        aligned = describe(chip)
+        missed = status != "found"
+        rows.append({
+            "male": row["gender"] == "male", "person": row.get("identity", row["filename"]),
+            "status": status, "aligned": aligned,
+            "wide": describe(widened_chip(image, chip_details, box, 2.0)) if missed else aligned,
+            "upright": describe(upright_crop(image, box, 1.6)) if missed else aligned,
+            "flip": (aligned + describe(chip[:, ::-1])) / 2,
+            "jitter": describe(chip, 10) if missed else aligned})
+        wholes.append(padded_square(image))
+    table = pd.DataFrame(rows)
+    context_features = context.predict(np.stack(wholes).astype("float32"), batch_size=32,
+                                       verbose=0)
+    table["fusion"] = list(np.hstack([np.stack(table.aligned), context_features]))
+    return table
+
+
+def group_scores(correct: np.ndarray, status: pd.Series) -> dict:
+    groups = {"all": np.ones(len(correct), bool), "found": (status == "found").to_numpy(),
+              "missed": (status != "found").to_numpy()}
+    return {name: {"accuracy": round(float(correct[mask].mean()), 4),
+                   "ci95": [round(v, 4) for v in wilson_interval(int(correct[mask].sum()),
+                                                                 int(mask.sum()))],
+                   "n": int(mask.sum())} for name, mask in groups.items() if mask.any()}
+
+
+def head() -> object:
+    return make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=5000))
+
+
+def score(celeba: pd.DataFrame, web: pd.DataFrame, variant: str) -> dict:
+    features, labels = np.stack(celeba[variant]), celeba.male.to_numpy()
+    predicted = np.zeros(len(celeba), bool)
+    for train, test in GroupKFold(5).split(features, labels, celeba.person):
+        predicted[test] = head().fit(features[train], labels[train]).predict(features[test])
+    web_predicted = head().fit(features, labels).predict(np.stack(web[variant]))
+    return {"variant": variant,
+            "celeba_cv": group_scores(predicted == labels, celeba.status),
+            "gender_web": group_scores(web_predicted == web.male.to_numpy(), web.status)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--limit", type=int, help="first N photos of each source (a quick try)")
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/facetl_fallback_group"))
+    args = parser.parse_args()
+    faces = load_params(Path(__file__).resolve().parents[1] / "params.yaml")["faces"]
+    args.cache.mkdir(parents=True, exist_ok=True)
+    tables = {}
+    for name, root in (("celeba", CELEBA), ("web", GENDER_WEB)):
+        cached = args.cache / f"{name}-{args.limit or 'all'}.pkl"
+        if not cached.exists():
+            labels = pd.read_csv(root / "labels.csv").head(args.limit)
+            describe_source(labels, root / "images", faces).to_pickle(cached)
+        tables[name] = pd.read_pickle(cached)
+    for variant in VARIANTS:
+        print(json.dumps(score(tables["celeba"], tables["web"], variant)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
