@@ -15,6 +15,7 @@ Found photos keep the aligned chip in the crop variants, so only the missed phot
     jitter    dlib's own test-time jitter (10 random crops and flips, averaged)
     fusion    the chip's descriptor beside frozen ImageNet MobileNetV2 features (global
               average) of the whole photo padded square: hair and clothes as context
+    flip+group  `flip` plus a 0/1 feature saying HOG missed the face: a bias for that group
 
     PYTHONPATH=. nice -n 10 .venv/bin/python benchmarks/fallback_group.py [--limit N]
         [--cache DIR]
@@ -46,7 +47,7 @@ from facetl.faces.dlib_models import PACKAGED, recognition_model
 from facetl.models.backbones import build_extractor
 
 CHIP, PADDING, CONTEXT_SIZE = 150, 0.25, 224
-VARIANTS = ("aligned", "wide", "upright", "flip", "jitter", "fusion")
+VARIANTS = ("aligned", "wide", "upright", "flip", "jitter", "fusion", "flip+group")
 
 
 def upright_crop(image: np.ndarray, box: tuple, side_ratio: float) -> np.ndarray:
@@ -110,6 +111,11 @@ def describe_source(labels: pd.DataFrame, images: Path, faces: dict) -> pd.DataF
     return table
 
 
+def with_group_feature(table: pd.DataFrame) -> pd.DataFrame:
+    missed = (table.status != "found").to_numpy("float32")[:, None]
+    return table.assign(**{"flip+group": list(np.hstack([np.stack(table.flip), missed]))})
+
+
 def group_scores(correct: np.ndarray, status: pd.Series) -> dict:
     groups = {"all": np.ones(len(correct), bool), "found": (status == "found").to_numpy(),
               "missed": (status != "found").to_numpy()}
@@ -147,7 +153,7 @@ def main() -> None:
         if not cached.exists():
             labels = pd.read_csv(root / "labels.csv").head(args.limit)
             describe_source(labels, root / "images", faces).to_pickle(cached)
-        tables[name] = pd.read_pickle(cached)
+        tables[name] = with_group_feature(pd.read_pickle(cached))
     for variant in VARIANTS:
         print(json.dumps(score(tables["celeba"], tables["web"], variant)), flush=True)
 
