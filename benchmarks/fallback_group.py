@@ -39,32 +39,38 @@ from sklearn.preprocessing import StandardScaler
 from tqdm import tqdm
 
 from benchmarks.shared_data import CELEBA, GENDER_WEB, MOBILENET
-from facetl.core.metrics import wilson_interval
+from facetl.core.metrics import accuracy_by_group, group_row
 from facetl.core.params import load_params
 from facetl.data.images import read_image
 from facetl.faces.detect import centre_square, detect, landmarks, largest
 from facetl.faces.dlib_models import PACKAGED, recognition_model
 from facetl.models.backbones import build_extractor
+from facetl.models.dlib_face import CHIP_SIZE
 
-CHIP, PADDING, CONTEXT_SIZE = 150, 0.25, 224
+CONTEXT_SIZE = 224
 VARIANTS = ("aligned", "wide", "upright", "flip", "jitter", "fusion", "flip+group")
 
 
-def upright_crop(image: np.ndarray, box: tuple, side_ratio: float) -> np.ndarray:
-    centre_x, centre_y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-    half = side_ratio * (box[2] - box[0]) / 2
+def square_chip(image: np.ndarray, centre_x: float, centre_y: float, side: float,
+                angle: float) -> np.ndarray:
+    """The square window of `side` about a centre, turned by `angle`, as a descriptor chip."""
+    half = side / 2
     rect = dlib.drectangle(centre_x - half, centre_y - half, centre_x + half, centre_y + half)
-    return dlib.extract_image_chip(image, dlib.chip_details(rect, dlib.chip_dims(CHIP, CHIP), 0.0))
+    return dlib.extract_image_chip(
+        image, dlib.chip_details(rect, dlib.chip_dims(CHIP_SIZE, CHIP_SIZE), angle))
+
+
+def upright_crop(image: np.ndarray, box: tuple, side_ratio: float) -> np.ndarray:
+    return square_chip(image, (box[0] + box[2]) / 2, (box[1] + box[3]) / 2,
+                       side_ratio * (box[2] - box[0]), 0.0)
 
 
 def widened_chip(image: np.ndarray, chip: dlib.chip_details, box: tuple, least: float
                  ) -> np.ndarray:
     """The aligned chip's window grown to at least `least` x the box width, same centre/angle."""
-    half = max(chip.rect.width(), least * (box[2] - box[0])) / 2
     centre = chip.rect.center()
-    rect = dlib.drectangle(centre.x - half, centre.y - half, centre.x + half, centre.y + half)
-    return dlib.extract_image_chip(
-        image, dlib.chip_details(rect, dlib.chip_dims(CHIP, CHIP), chip.angle))
+    return square_chip(image, centre.x, centre.y,
+                       max(chip.rect.width(), least * (box[2] - box[0])), chip.angle)
 
 
 def padded_square(image: np.ndarray) -> np.ndarray:
@@ -78,7 +84,7 @@ def padded_square(image: np.ndarray) -> np.ndarray:
 
 
 def describe_source(labels: pd.DataFrame, images: Path, faces: dict) -> pd.DataFrame:
-    """One row per photo: label, person, front-end status and every variant's descriptor."""
+    """One row per photo: label, person, whether HOG missed the face, every variant's features."""
     network = recognition_model(PACKAGED)
 
     def describe(chip: np.ndarray, jitters: int = 0) -> np.ndarray:
@@ -92,13 +98,14 @@ def describe_source(labels: pd.DataFrame, images: Path, faces: dict) -> pd.DataF
         image = read_image(images / row["filename"])
         status, boxes = detect(image, faces)
         box = largest(boxes) if boxes else centre_square(image)
-        chip_details = dlib.get_face_chip_details(landmarks(image, box), CHIP, PADDING)
+        chip_details = dlib.get_face_chip_details(landmarks(image, box), CHIP_SIZE,
+                                                  faces["margin"])
         chip = dlib.extract_image_chip(image, chip_details)
         aligned = describe(chip)
         missed = status != "found"
         rows.append({
             "male": row["gender"] == "male", "person": row.get("identity", row["filename"]),
-            "status": status, "aligned": aligned,
+            "missed": missed, "aligned": aligned,
             "wide": describe(widened_chip(image, chip_details, box, 2.0)) if missed else aligned,
             "upright": describe(upright_crop(image, box, 1.6)) if missed else aligned,
             "flip": (aligned + describe(chip[:, ::-1])) / 2,
@@ -112,17 +119,14 @@ def describe_source(labels: pd.DataFrame, images: Path, faces: dict) -> pd.DataF
 
 
 def with_group_feature(table: pd.DataFrame) -> pd.DataFrame:
-    missed = (table.status != "found").to_numpy("float32")[:, None]
+    missed = table.missed.to_numpy("float32")[:, None]
     return table.assign(**{"flip+group": list(np.hstack([np.stack(table.flip), missed]))})
 
 
-def group_scores(correct: np.ndarray, status: pd.Series) -> dict:
-    groups = {"all": np.ones(len(correct), bool), "found": (status == "found").to_numpy(),
-              "missed": (status != "found").to_numpy()}
-    return {name: {"accuracy": round(float(correct[mask].mean()), 4),
-                   "ci95": [round(v, 4) for v in wilson_interval(int(correct[mask].sum()),
-                                                                 int(mask.sum()))],
-                   "n": int(mask.sum())} for name, mask in groups.items() if mask.any()}
+def group_scores(correct: np.ndarray, missed: pd.Series) -> dict:
+    """All photos, then found and missed ones: accuracy, share and Wilson interval each."""
+    return {"all": group_row(int(correct.sum()), len(correct), len(correct)),
+            **accuracy_by_group(correct, np.where(missed, "missed", "found"))}
 
 
 def head() -> object:
@@ -136,8 +140,8 @@ def score(celeba: pd.DataFrame, web: pd.DataFrame, variant: str) -> dict:
         predicted[test] = head().fit(features[train], labels[train]).predict(features[test])
     web_predicted = head().fit(features, labels).predict(np.stack(web[variant]))
     return {"variant": variant,
-            "celeba_cv": group_scores(predicted == labels, celeba.status),
-            "gender_web": group_scores(web_predicted == web.male.to_numpy(), web.status)}
+            "celeba_cv": group_scores(predicted == labels, celeba.missed),
+            "gender_web": group_scores(web_predicted == web.male.to_numpy(), web.missed)}
 
 
 def main() -> None:

@@ -66,11 +66,12 @@ LIGHT_POINT_AUGMENT = {f"keypoints.augment.{key}": value for key, value in (
     ("rotate_deg", 20), ("scale", 0.1), ("shift", 0.05), ("brightness", 0.2), ("contrast", 0.2),
     ("saturation", 0.2), ("grayscale_p", 0.05), ("downscale_p", 0.1), ("blur_p", 0.05),
     ("jpeg_p", 0.1))}
+# The first fine-tuning settings (the augmentation ablation's base): the top 30 weight layers.
+TOP30_SETTINGS = {"finetune.gender.unfreeze": 30, "finetune.gender.epochs": 5,
+                  "finetune.gender.patience": 2}
 FINETUNE_ROUTE = MNV2 | {"faces.align": True, "faces.cnn": True, "head.type": "linear",
                          "finetune.gender.enabled": True, "seed": 42}
-# The first fine-tuning settings (the augmentation ablation's base): the top 30 weight layers.
-TOP30 = FINETUNE_ROUTE | {"finetune.gender.unfreeze": 30, "finetune.gender.epochs": 5,
-                          "finetune.gender.patience": 2}
+TOP30 = FINETUNE_ROUTE | TOP30_SETTINGS
 # The gender augmentation knobs by family, with the value that turns each off.
 AUGMENT_FAMILIES = {
     "geometry": {"flip": False, "rotate_deg": 0, "scale": 0, "shift": 0},
@@ -108,9 +109,7 @@ EXPERIMENTS = {
     "route-best": DLIB | LINEAR | {"faces.align": True, "faces.cnn": True},
     # (the MobileNetV2 routes as measured: before faces.cnn became the default)
     "route-probe": MNV2 | {"faces.align": True, "faces.cnn": False, "head.type": "linear"},
-    **{f"route-finetune-seed{seed}": MNV2 | {"faces.align": True, "faces.cnn": False,
-                                            "head.type": "linear",
-                                            "finetune.gender.enabled": True, "seed": seed}
+    **{f"route-finetune-seed{seed}": TOP30 | {"faces.cnn": False, "seed": seed}
        for seed in (42, 1, 2)},
     # The fine-tuned route with today's front end (CNN detector on): the top 30 layers over
     # three seeds, then the augmentation ablation on them, one family of knobs off at a time
