@@ -47,7 +47,8 @@ def step_seconds(name: str, size: int, steps: int, precision: str, batch: int = 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (batch * (steps + 2), size, size, 3)).astype("float32")
     labels = rng.integers(0, 2, len(images)).astype("float32")
-    adamw = optimizer({"learning_rate": 1e-4, "epochs": 1}, steps + 2)
+    adamw = optimizer({"learning_rate": 1e-4, "epochs": 1, "optimizer": "adamw",
+                       "weight_decay": 0.004}, steps + 2)
     if precision == "float16":
         adamw = keras.optimizers.LossScaleOptimizer(adamw)
     times = StepTimes()

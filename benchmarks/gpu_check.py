@@ -300,7 +300,8 @@ def settings() -> tuple[dict, dict]:
     import yaml
 
     head = {"batch_size": 16, "learning_rate": 1e-3, "dropout": 0.5}
-    tune = {"unfreeze": 30, "batch_size": 32, "learning_rate": 1e-4, "warmup_epochs": 0.5}
+    tune = {"unfreeze": 30, "batch_size": 32, "learning_rate": 1e-4, "warmup_epochs": 0.5,
+            "optimizer": "adamw", "weight_decay": 0.004}
     try:
         params = yaml.safe_load((REPO / "params.yaml").read_text())
         head |= {k: params["train"]["gender"][k] for k in head}
@@ -364,7 +365,8 @@ def training(args, photos, labels, weights) -> dict:
     plain = finetune.callbacks
     finetune.callbacks = lambda cfg, live_dir: [*plain(cfg, live_dir), timer]
     cfg = tune_cfg | {"epochs": 1, "patience": 1, "loss": "binary_crossentropy",
-                      "metrics": ["accuracy"], "workers": args.workers}
+                      "metrics": ["accuracy"]}
+    os.environ["FACETL_WORKERS"] = str(args.workers)  # the trainer's loader threads
     start = time.perf_counter()
     try:
         finetune.finetune(model, tune_images, tune_targets, np.arange(train_count),

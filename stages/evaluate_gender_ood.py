@@ -2,7 +2,9 @@
 (see pipelines/gender_ood/dvc.yaml)."""
 
 if __name__ == "__main__":  # imports here: spawned worker processes re-run this file's top
-    from facetl.core.stage import run_stage
+    from facetl.core.stage import check_params, run_stage
+
+    check_params()  # before the task's imports (TensorFlow): a wrong setting fails at once
     from facetl.gender.ood import main
 
     run_stage(main)

@@ -121,33 +121,3 @@ def test_features_agree_across_backends(tmp_path):
         assert there.shape == here.shape and np.abs(here).max() > 0
         agreement = cosines(here, there)
         assert agreement.min() >= AGREEMENT, (name, agreement)
-
-
-DATA_PARALLEL = textwrap.dedent("""
-    import sys
-    import keras
-    import numpy as np
-    from facetl.models import backend
-    from facetl.models.extraction import extract_to_npy
-    images = np.random.default_rng(0).integers(0, 256, (7, 16, 16, 3), dtype=np.uint8)
-    replicas = backend.DataParallel(["cpu:0", "cpu:1"])
-    assert replicas.num_replicas_in_sync == 2
-    with replicas.scope():  # a small network: what is checked is how batches are split
-        inputs = keras.Input((16, 16, 3))
-        x = keras.layers.Conv2D(8, 3, activation="relu")(keras.layers.Rescaling(1 / 255)(inputs))
-        model = keras.Model(inputs, keras.layers.Conv2D(4, 3)(x))
-    assert len(model.weights[0].value.sharding.device_set) == 2  # replicated on both
-    extract_to_npy(model, images, sys.argv[1] + "/split.npy", batch_size=3, distributed=True)
-    extract_to_npy(model, images, sys.argv[1] + "/whole.npy", batch_size=3)
-""")
-
-
-def test_jax_data_parallel_splits_batches_and_gives_the_same_features(tmp_path):
-    """keras.distribution's DataParallel over two (simulated) devices; odd batches padded."""
-    if importlib.util.find_spec("jax") is None:
-        pytest.skip("jax is not installed (requirements-jax.txt)")
-    run_child(DATA_PARALLEL, "jax", str(tmp_path),
-              XLA_FLAGS="--xla_force_host_platform_device_count=2")
-    split, whole = np.load(tmp_path / "split.npy"), np.load(tmp_path / "whole.npy")
-    assert split.shape == (7, 12, 12, 4)
-    np.testing.assert_allclose(split, whole, rtol=1e-5, atol=1e-5)

@@ -22,7 +22,7 @@ SAME_PERSON = 0.6  # dlib's documented distance threshold between two photos of 
 def photos() -> np.ndarray:
     """The astronaut aligned, her mirror image aligned, and two photos with no face."""
     settings = {"align": True, "upsample": 1, "detect_long_side": 240, "pad": 0.3, "cnn": False,
-                "size": SIZE, "margin": 0.25}
+                "crop_size": SIZE, "margin": 0.25}
     astronaut = data.astronaut()
     return np.stack([face_crop(astronaut, settings).image,
                      face_crop(astronaut[:, ::-1], settings).image,

@@ -20,7 +20,7 @@ from facetl.models import features
 from tests.tiny_pipeline import tiny_params
 
 OVERRIDES = {"faces.align": True, "backbone": "dlib_face", "head.type": "linear", "head.folds": 3,
-             "faces.size": 150, "prepare.gender.input_size": 150}
+             "faces.crop_size": 150, "prepare.gender.input_size": 150}
 
 
 def test_aligned_dlib_face_with_a_linear_head_end_to_end(tmp_path, monkeypatch):
@@ -45,7 +45,7 @@ def test_aligned_dlib_face_with_a_linear_head_end_to_end(tmp_path, monkeypatch):
     train.main()
     finetune.main()  # off by default: passes the model on
     meta = json.loads((paths.model_dir("gender") / "model.json").read_text())
-    assert meta["head"] == "linear" and meta["faces"]["size"] == 150
+    assert meta["head"] == "linear" and meta["faces"]["crop_size"] == 150
     assert (tmp_path / "plots/gender/training/plots/metrics/eval/loss.tsv").is_file()
     evaluate.main()
     metrics = json.loads(paths.metrics_path("gender").read_text())
@@ -59,3 +59,17 @@ def test_aligned_dlib_face_with_a_linear_head_end_to_end(tmp_path, monkeypatch):
     assert face["face"] == "found" and face["faces"] >= 1
     assert faceless["face"] in ("fallback", "none")
     assert 0 <= face["p_male"] <= 1 and face["gender"] in ("female", "male")
+
+    # --all-faces: a photo of two people (the astronaut beside her mirror image) answers for
+    # each, one box per half of the photo; the largest still gives the photo's answer.
+    pair, head = tmp_path / "pair.png", data.astronaut()[:300, 80:380]  # her face, 300 px
+    Image.fromarray(np.concatenate([head, head[:, ::-1]], axis=1)).save(pair)
+    [both] = predict_gender([str(pair)], all_faces=True)
+    width = head.shape[1]
+    assert both["faces"] == 2 and len(both["all_faces"]) == 2
+    centres = sorted((box[0] + box[2]) / 2 for box in (f["box"] for f in both["all_faces"]))
+    assert centres[0] < width < centres[1]
+    assert both["p_male"] == both["all_faces"][0]["p_male"]
+    [alone] = predict_gender([str(astronaut)], all_faces=True)
+    assert len(alone["all_faces"]) == 1 and alone["all_faces"][0]["p_male"] == face["p_male"]
+    assert "all_faces" not in face

@@ -31,7 +31,7 @@ from facetl.faces.detect import (
 
 SIZE = 150
 SETTINGS = {"align": True, "upsample": 1, "detect_long_side": 240, "pad": 0.3, "cnn": False,
-            "size": SIZE, "margin": 0.25}
+            "crop_size": SIZE, "margin": 0.25}
 ASTRONAUT_FACE = (179, 77, 271, 169)  # where the chain finds her face in the 512 x 512 photo
 TIGHT = (189, 93, 256, 166)  # x0, y0, x1, y1: inside that box, so her face fills the frame
 MIRRORED_POINTS = [2, 3, 0, 1, 4]  # dlib's 5 points: one eye's two corners, the other's, nose
@@ -122,7 +122,7 @@ def test_with_no_face_found_the_centred_square_is_aligned_by_its_landmarks(tight
 
 
 def test_a_photo_with_no_face_still_gets_an_aligned_crop_of_the_set_size():
-    crop = face_crop(np.full((64, 100, 3), 128, np.uint8), SETTINGS | {"size": 120})
+    crop = face_crop(np.full((64, 100, 3), 128, np.uint8), SETTINGS | {"crop_size": 120})
     assert (crop.status, crop.faces, crop.box) == ("none", 0, (18, 0, 81, 63))
     assert crop.image.shape == (120, 120, 3) and crop.image.dtype == np.uint8
 
@@ -233,7 +233,7 @@ def test_alignment_off_passes_the_photos_through(tmp_path, photos):
 @pytest.mark.parametrize(("key", "value"), [
     ("align", "yes"), ("upsample", 5), ("upsample", True), ("detect_long_side", 40),
     ("detect_long_side", 240.5), ("pad", -0.1), ("pad", 1.5), ("pad", "0.3"), ("cnn", 1),
-    ("size", 8), ("margin", -1), ("margin", "wide"),
+    ("crop_size", 8), ("crop_size", True), ("margin", -1), ("margin", "wide"),
 ])
 def test_bad_face_settings_are_errors_naming_the_param(key, value):
     with pytest.raises(FacetlError, match=f"params.yaml: faces.{key} must be .*got"):
@@ -246,6 +246,11 @@ def test_the_old_fallback_param_is_an_error_saying_what_replaced_it():
     assert check_settings(SETTINGS | {"pad": 0, "cnn": True}) == SETTINGS | {"pad": 0, "cnn": True}
     with pytest.raises(FacetlError, match="faces.fallback is gone.*faces.pad.*faces.cnn"):
         check_settings(SETTINGS | {"fallback": "cascade"})
+
+
+def test_the_old_size_param_is_an_error_naming_its_new_name():
+    with pytest.raises(FacetlError, match="faces.size is renamed faces.crop_size.*10296"):
+        check_settings(SETTINGS | {"size": SIZE})
 
 
 def test_predicting_with_a_model_trained_behind_the_old_front_end_says_to_retrain(monkeypatch):

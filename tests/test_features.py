@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import textwrap
+
 import keras
 import numpy as np
 import pytest
@@ -10,6 +14,7 @@ from facetl.core.errors import FacetlError
 from facetl.models.backbones import build_extractor
 from facetl.models.backend import replica_strategy
 from facetl.models.extraction import NpyRows, extract_to_npy
+from tests.test_backend import run_child
 
 N_IMAGES, BATCH = 10, 4  # batches of 4, 4 and a partial 2
 
@@ -102,12 +107,76 @@ def test_bad_options_are_errors(tmp_path, model, images, option, value, message)
         extract_to_npy(model, images, tmp_path / "f.npy", **{option: value})
 
 
-def test_replica_path_matches_the_compiled_path(tmp_path, model, images, direct):
-    """The multi-GPU path (Keras' batch predict under a strategy) gives the same features."""
-    strategy = replica_strategy(multi_gpu=True)  # no GPUs here: the default, one replica
-    assert strategy.num_replicas_in_sync == 1
-    extract_to_npy(model, images, tmp_path / "r.npy", batch_size=BATCH, distributed=True)
-    np.testing.assert_allclose(np.load(tmp_path / "r.npy"), direct, rtol=1e-5, atol=1e-5)
+def test_without_gpus_the_replica_strategy_is_one_device():
+    assert replica_strategy(multi_gpu=True).num_replicas_in_sync == 1
+
+
+TWO_REPLICAS = textwrap.dedent("""
+    import json
+    import os
+    import sys
+    import numpy as np
+
+    rows = []  # the rows each replica computed, batch after batch
+    if os.environ["KERAS_BACKEND"] == "tensorflow":  # two logical CPUs, before TF starts
+        import tensorflow as tf
+
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        replicas = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    import keras
+    from facetl.models import backend
+    from facetl.models.extraction import extract_to_npy
+
+    if backend.NAME == "jax":  # two host devices (XLA_FLAGS)
+        import jax
+
+        replicas = backend.DataParallel(["cpu:0", "cpu:1"])
+        plain_jit = jax.jit
+
+        def noting_jit(function, **options):
+            compiled = plain_jit(function, **options)
+
+            def call(*args):  # the rows of each device's shard of the output
+                out = compiled(*args)
+                rows.extend(len(shard.data) for shard in out.addressable_shards)
+                return out
+            return call
+
+        jax.jit = noting_jit
+        Note = keras.layers.Identity
+    else:
+        class Note(keras.layers.Layer):  # the identity, noting each replica's rows as it runs
+            def call(self, x):
+                note = lambda a: rows.append(len(a)) or a  # noqa: E731
+                return backend.host_call(note, x, tuple(x.shape[1:]))
+
+    with replicas.scope():  # a small network: what is checked is how batches are split
+        inputs = keras.Input((16, 16, 3))
+        x = keras.layers.Conv2D(8, 3, activation="relu")(keras.layers.Rescaling(1 / 255)(inputs))
+        model = keras.Model(inputs, keras.layers.Conv2D(4, 3)(Note()(x)))
+    images = np.random.default_rng(0).integers(0, 256, (7, 16, 16, 3), dtype=np.uint8)
+    out = sys.argv[1]
+    extract_to_npy(model, images, out + "/two.npy", batch_size=4, distributed=True)
+    json.dump(rows, open(out + "/rows.json", "w"))
+    extract_to_npy(model, images, out + "/one.npy", batch_size=4)
+""")
+
+
+@pytest.mark.parametrize("name", ["tensorflow", "jax"])
+def test_two_replicas_each_compute_half_of_every_batch_and_agree_with_one(tmp_path, name):
+    """Two (simulated) devices: tf.distribute over two logical CPUs, keras.distribution over
+    two XLA host devices. 7 images in batches of 4 (the last padded): each replica computes
+    2 rows of each batch, and the features equal those computed on one device."""
+    if importlib.util.find_spec(name) is None:
+        pytest.skip(f"{name} is not installed")
+    run_child(TWO_REPLICAS, name, str(tmp_path),
+              XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    assert json.loads((tmp_path / "rows.json").read_text()) == [2, 2, 2, 2]
+    two, one = np.load(tmp_path / "two.npy"), np.load(tmp_path / "one.npy")
+    assert two.shape == (7, 12, 12, 4) and np.abs(one).max() > 0
+    np.testing.assert_allclose(two, one, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "float16"])

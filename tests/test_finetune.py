@@ -8,10 +8,12 @@ import keras
 import numpy as np
 import pytest
 
-from facetl.models.finetune import ImageBatches, finetune, unfreeze_top
+from facetl.core.errors import FacetlError
+from facetl.models import finetune as trainer
+from facetl.models.finetune import ImageBatches, finetune, optimizer, unfreeze_top
 
 CFG = {"learning_rate": 1e-2, "epochs": 6, "batch_size": 16, "patience": 10,
-       "loss": "binary_crossentropy"}
+       "loss": "binary_crossentropy", "optimizer": "adamw", "weight_decay": 0.004}
 
 
 def small_backbone(size: int = 16) -> keras.Model:
@@ -159,6 +161,38 @@ def test_finetune_learns_a_small_task(task: str) -> None:
     history = finetune(model, images, targets, np.arange(64), np.arange(64, 96), cfg, seed=0)
     losses = history.history["val_loss"]
     assert len(losses) == cfg["epochs"] and losses[-1] < 0.5 * losses[0]
+
+
+def test_the_optimizer_is_the_one_the_params_name() -> None:
+    """optimizer and weight_decay are params (DVC sees them): no default of the code's own."""
+    adamw = optimizer(CFG | {"weight_decay": 0.01}, steps_per_epoch=4)
+    assert isinstance(adamw, keras.optimizers.AdamW)
+    assert float(adamw.weight_decay) == pytest.approx(0.01)
+    assert type(optimizer(CFG | {"optimizer": "adam"}, 4)) is keras.optimizers.Adam
+    for key in ("optimizer", "weight_decay"):
+        with pytest.raises(KeyError, match=key):
+            optimizer({k: v for k, v in CFG.items() if k != key}, 4)
+
+
+def test_loader_threads_come_from_facetl_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Threads cannot change a result, so they are an environment variable, not a param."""
+    seen = []
+
+    class Recording(ImageBatches):
+        def __init__(self, *args, **kwargs) -> None:
+            seen.append(kwargs["workers"])
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "ImageBatches", Recording)
+    monkeypatch.setenv("FACETL_WORKERS", "3")
+    images, labels = brightness_task(16)
+    finetune(end_to_end(small_backbone()), images, labels, np.arange(8), np.arange(8, 16),
+             CFG | {"epochs": 1}, seed=0)
+    assert seen == [3, 3]  # the train and the validation loader
+    monkeypatch.setenv("FACETL_WORKERS", "0")
+    with pytest.raises(FacetlError, match="FACETL_WORKERS"):
+        finetune(end_to_end(small_backbone()), images, labels, np.arange(8), np.arange(8, 16),
+                 CFG | {"epochs": 1}, seed=0)
 
 
 @pytest.mark.backend

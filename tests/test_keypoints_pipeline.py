@@ -32,7 +32,8 @@ def tiny_params(source: Path) -> dict:
     params["data"]["keypoints"] = {"csv": str(source / "keypoints.csv"),
                                    "images": str(source / "images")}
     params["prepare"]["keypoints"].update(input_size=32, test_size=0.2, flip=True)
-    params["backbone"] = "vgg16"
+    params["keypoints"]["backbone"] = "vgg16"
+    params["backbone"] = "resnet50"  # the gender task's (ImageNet weights): never read here
     params["backbones"]["vgg16"]["weights"] = "none"
     params["train"]["keypoints"]["epochs"] = 2
     params["keypoints"]["recipe"] = "chapter"  # one param away from the default

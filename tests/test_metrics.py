@@ -7,9 +7,13 @@ import pytest
 
 from facetl.core.metrics import (
     Z95,
+    accuracy_at_coverage,
     accuracy_by_group,
     binary_report,
+    calibration_report,
+    expected_calibration_error,
     pooled_by_group,
+    reliability,
     roc_points,
     wilson_interval,
 )
@@ -84,3 +88,39 @@ def test_pooled_groups_add_the_splits_counts():
     assert pooled["none"]["share"] == pytest.approx(3 / 8)
     assert pooled["none"]["accuracy_ci95"] == pytest.approx(list(wilson_interval(1, 3)))
     assert pooled_by_group([first]) == first
+
+
+# Five photos worked by hand: confidences 0.55, 0.65, 0.95, 0.95, 0.55; right, wrong, right,
+# right, wrong. Bins of width 0.05 from 0.5: [0.55, 0.6) holds two (accuracy 0.5), [0.65, 0.7)
+# one (accuracy 0), [0.95, 1] two (accuracy 1).
+HAND_P = np.array([0.55, 0.65, 0.95, 0.05, 0.45])
+HAND_Y = np.array([1, 0, 1, 0, 1])
+
+
+def test_ece_on_a_hand_worked_example():
+    # (2 * |0.5 - 0.55| + 1 * |0 - 0.65| + 2 * |1 - 0.95|) / 5
+    assert expected_calibration_error(HAND_Y, HAND_P) == pytest.approx(0.17)
+    rows = {round(row["low"], 2): row for row in reliability(HAND_Y, HAND_P) if row["n"]}
+    assert {k: (r["n"], r["accuracy"]) for k, r in rows.items()} == {
+        0.55: (2, 0.5), 0.65: (1, 0.0), 0.95: (2, 1.0)}
+
+
+def test_brier_and_coverage_on_the_hand_worked_example():
+    report = calibration_report(HAND_Y, HAND_P, resamples=10)
+    assert report["brier"] == pytest.approx((0.45**2 + 0.65**2 + 0.05**2 * 2 + 0.55**2) / 5)
+    # the surest three: 0.95 and 0.05 (right), 0.65 (wrong)
+    assert accuracy_at_coverage(HAND_Y, HAND_P, 0.6) == pytest.approx(2 / 3)
+    assert report["accuracy_at_coverage"]["1.00"] == pytest.approx(3 / 5)
+
+
+def test_ece_is_small_when_labels_follow_the_probabilities_and_large_when_overconfident():
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0, 1, 20000)
+    labels = (rng.uniform(0, 1, p.size) < p).astype(int)  # p is the truth: calibrated
+    assert expected_calibration_error(labels, p) < 0.01
+    overconfident = np.where(p >= 0.5, 0.999, 0.001)
+    # confidence 0.999 everywhere, accuracy E[max(p, 1-p)] = 0.75 over uniform p
+    assert expected_calibration_error(labels, overconfident) == pytest.approx(0.249, abs=0.01)
+    report = calibration_report(labels, p, resamples=200)
+    low, high = report["ece_ci95"]
+    assert low <= report["ece"] <= high and high - low < 0.02

@@ -12,6 +12,8 @@ import subprocess
 import sys
 import time
 
+import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -136,14 +138,18 @@ def test_repro_writes_metrics_plots_and_models(repo):
     assert "accuracy" in shown
 
 
-def test_predict_cli_uses_trained_model(repo):
-    image = next((repo / "data/raw/gender/images").iterdir())
+def test_predict_cli_gives_what_the_evaluation_gave_on_the_same_photos(repo):
+    """`facetl predict` (photo file -> face front end -> model) against evaluate_gender's
+    per-photo predictions (the prepared arrays -> the same model) on the test photos."""
+    evaluated = pd.read_csv(repo / "plots/gender/predictions.csv")
+    photos = evaluated["source"].tolist()
     result = run([sys.executable, "-m", "facetl", "predict", "--task", "gender", "--json",
-                  str(image)], repo)
-    [prediction] = json.loads(result.stdout)
-    assert prediction["image"] == str(image)
-    assert prediction["gender"] in ("male", "female")
-    assert 0 <= prediction["p_male"] <= 1
+                  *photos], repo)
+    predicted = json.loads(result.stdout)
+    assert [p["image"] for p in predicted] == photos and len(photos) > 1
+    assert [p["gender"] for p in predicted] == evaluated["predicted"].tolist()
+    np.testing.assert_allclose([p["p_male"] for p in predicted], evaluated["p_positive"],
+                               atol=1e-4)
 
 
 def test_predict_cli_errors_are_clear(repo, tmp_path):
@@ -228,3 +234,27 @@ def test_keypoint_pipeline_runs_on_its_own(repo):
     assert {"prepare_keypoints", "features_keypoints", "train_keypoints",
             "evaluate_keypoints"} <= {name.split(":")[-1] for name in ran(result.stdout)}
     assert json.loads((repo / "metrics/keypoints.json").read_text())["recipe"] == "chapter"
+
+
+def test_the_gender_backbone_leaves_the_keypoint_branch_up_to_date(repo):
+    run(["dvc", "repro", "pipelines/keypoints/dvc.yaml"], repo)  # run (or left as the test above)
+    set_params(repo, {"backbone": "vgg19"})
+    result = run(["dvc", "status", "pipelines/keypoints/dvc.yaml"], repo)
+    assert "up to date" in result.stdout, result.stdout
+    run(["git", "checkout", "params.yaml"], repo)
+
+
+def test_a_changed_crop_size_reruns_the_faces_stage(repo):
+    """faces.crop_size (once faces.size, a name DVC's run cache ignores: treeverse/dvc#10296):
+    each new value runs faces_gender, never restored from an earlier size's run."""
+    faces = repo / "data/faces/gender"
+    for size in (40, 48):
+        set_params(repo, {"faces.align": True, "faces.crop_size": size})
+        result = run(["dvc", "repro", "faces_gender"], repo)
+        assert ran(result.stdout) == {"faces_gender"}, result.stdout
+        manifest = pd.read_csv(faces / "manifest.csv", keep_default_na=False)
+        crops = manifest.loc[manifest["status"] == "ok", "file"]
+        assert len(crops) > 0
+        assert {Image.open(faces / name).size for name in crops} == {(size, size)}
+    run(["git", "checkout", "params.yaml", "dvc.lock"], repo)
+    run(["dvc", "checkout", "faces_gender"], repo)

@@ -68,3 +68,25 @@ def test_repeats_must_be_a_positive_count(tmp_path, monkeypatch):
     tiny_params(tmp_path, {"repeats.splits": 0})
     with pytest.raises(FacetlError, match="repeats.splits"):
         main()
+
+
+def test_with_fine_tuning_on_every_split_still_scores_a_frozen_head(tmp_path, monkeypatch):
+    """Like with like: split 0 is the frozen head's figure, whatever the final model is."""
+    from facetl.gender import evaluate, finetune
+
+    monkeypatch.chdir(tmp_path)
+    tiny_params(tmp_path, {"repeats.splits": 2})
+    run_gender_stages(UP_TO_EVALUATE)
+    frozen = json.loads((tmp_path / "metrics/gender.json").read_text())["accuracy"]
+    main()
+    before = json.loads((tmp_path / "metrics/gender_repeats.json").read_text())
+    assert before["accuracy_values"][0] == frozen  # fine-tuning off: the final model is the head
+
+    tiny_params(tmp_path, {"repeats.splits": 2, "finetune.gender.enabled": True,
+                           "finetune.gender.epochs": 2, "finetune.gender.learning_rate": 0.01})
+    run_gender_stages((finetune.main, evaluate.main))
+    assert json.loads((tmp_path / "metrics/gender.json").read_text())["finetuned"] is True
+    main()
+    after = json.loads((tmp_path / "metrics/gender_repeats.json").read_text())
+    assert after["accuracy_values"] == before["accuracy_values"]
+    assert after["model"].startswith("frozen chapter head")

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from facetl.report.compare import discordant_counts, mcnemar_exact
-from facetl.report.report import build_report
+from facetl.report.report import build_report, read_run
 
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
 
@@ -33,18 +33,20 @@ def test_discordant_counts_ignore_photos_both_got_right_or_wrong():
 
 
 def write_run(root: Path, backbone: str, correct: list[bool], nme: float,
-              crop_prefix: str = "") -> None:
+              crop_prefix: str = "", finetuned: bool = False) -> None:
     n = len(correct)
     accuracy = sum(correct) / n
     (root / "metrics").mkdir(exist_ok=True)
     (root / "plots/gender").mkdir(parents=True, exist_ok=True)
     (root / "params.yaml").write_text(yaml.safe_dump({
         "backbone": backbone, "backbones": {backbone: {"weights": "imagenet"}},
-        "prepare": {"gender": {"input_size": 224}}}))
+        "prepare": {"gender": {"input_size": 224}},
+        "keypoints": {"backbone": "mobilenet_v2"}}))
     (root / "metrics/gender.json").write_text(json.dumps({
         "backbone": backbone, "accuracy": accuracy, "accuracy_ci95": [accuracy - 0.1, 1.0],
-        "auc": 0.9, "n_test": n}))
-    (root / "metrics/keypoints.json").write_text(json.dumps({"nme": nme, "failure_rate": 0.1}))
+        "auc": 0.9, "n_test": n, "finetuned": finetuned}))
+    (root / "metrics/keypoints.json").write_text(json.dumps(
+        {"nme": nme, "failure_rate": 0.1, "backbone": "mobilenet_v2"}))
     pd.DataFrame({"file": [f"{crop_prefix}{i}.jpg" for i in range(n)],
                   "source": [f"photos/{i}.jpg" for i in range(n)], "correct": correct}).to_csv(
         root / "plots/gender/predictions.csv", index=False)
@@ -114,3 +116,46 @@ def test_files_left_by_another_run_are_not_shown_as_this_runs(tmp_path):
         "backbone": "resnet50"}))
     row = build_report(tmp_path, tmp_path / "reports").iloc[0]
     assert row["repeats"] == "" and row["nme"] is None
+
+
+def test_a_fine_tuned_runs_repeats_are_labelled_as_the_frozen_heads(tmp_path):
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    write_run(tmp_path, "vgg16", [True] * 9 + [False], 0.07, finetuned=True)
+    (tmp_path / "metrics/gender_repeats.json").write_text(json.dumps({
+        "repeats": 3, "accuracy_mean": 0.8, "accuracy_std": 0.1, "backbone": "vgg16",
+        "accuracy_values": [0.7, 0.8, 0.9]}))  # frozen heads: split 0 is not the 0.9 scored
+    row = build_report(tmp_path, tmp_path / "reports").iloc[0]
+    assert row["repeats"] == "frozen head: 0.800 ± 0.100 (K=3)" and row["nme"] == 0.07
+    write_run(tmp_path, "vgg16", [True] * 9 + [False], 0.07, finetuned=False)
+    row = build_report(tmp_path, tmp_path / "reports").iloc[0]
+    assert row["repeats"] == ""  # not fine-tuned: split 0 must be the model scored (0.9)
+
+
+def test_old_experiments_params_read_through_renames_and_odd_shapes(tmp_path):
+    """An experiment from before a rename, or with params in a shape since changed, still
+    gets its row: old names read as the new ones, unknown and odd keys are passed over."""
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    write_run(tmp_path, "resnet50", [True] * 9 + [False], 0.05)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({
+        "backbone": "resnet50", "backbones": {"resnet50": {"weights": "imagenet"}},
+        "faces": {"size": 300, "fallback": "lbp"}, "prepare": {"gender": {"input_size": 224}},
+        "retired_group": {"knob": 1}}))
+    commit_as_experiment(tmp_path, "old-names")
+    write_run(tmp_path, "vgg16", [True] * 8 + [False] * 2, 0.07)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"backbone": "vgg16", "backbones": None,
+                                                          "prepare": ["not", "a", "mapping"]}))
+    commit_as_experiment(tmp_path, "odd-shapes")
+    write_run(tmp_path, "mobilenet_v2", [True] * 7 + [False] * 3, 0.08)
+    (tmp_path / "params.yaml").write_text("backbone: [unclosed\n")
+    commit_as_experiment(tmp_path, "bad-yaml")
+
+    table = build_report(tmp_path, tmp_path / "reports").set_index("run")
+    assert table.loc["old-names", "model"] == "resnet50 (imagenet)"
+    assert table.loc["old-names", "input"] == 224
+    assert table.loc["odd-shapes", "model"] == "vgg16 (?)"
+    assert table.loc["odd-shapes", "input"] is None
+    assert table.loc["bad-yaml", "model"] == "mobilenet_v2 (?)"
+    files = {"metrics/gender.json": json.dumps({"accuracy": 0.9}),
+             "params.yaml": yaml.safe_dump({"faces": {"size": 300}})}
+    old = read_run("old-names", files.get)
+    assert old.params == {"faces": {"crop_size": 300}}

@@ -8,7 +8,7 @@ import pytest
 
 from facetl.core.errors import FacetlError
 from facetl.data.download import FetchPolicy, fetch_text
-from facetl.data.sources import load_rows
+from facetl.data.sources import load_rows, selection_counts, source_rows
 from tests.conftest import Route
 from tests.synthetic import write_class_folder, write_labels_csv
 
@@ -125,3 +125,33 @@ def test_missing_source_path_says_what_a_source_can_be(tmp_path):
     with pytest.raises(FacetlError, match="does not exist") as caught:
         load_rows(config(tmp_path / "nowhere.csv"), no_network)
     assert "nowhere.csv" in str(caught.value) and "folder" in str(caught.value)
+
+
+def test_class_folders_are_matched_ignoring_case(tmp_path):
+    folder = write_class_folder(tmp_path / "faces", classes=("Female", "MALE"), per_class=2)
+    rows = load_rows(config(folder), no_network)
+    assert rows["label"].tolist() == ["female", "female", "male", "male"]
+    assert [Path(s).parent.name for s in rows["source"]] == ["Female", "Female", "MALE", "MALE"]
+
+
+def test_two_folders_of_one_class_differing_by_case_are_an_error(tmp_path):
+    folder = write_class_folder(tmp_path / "faces", classes=("female", "male"), per_class=1)
+    (folder / "Female").mkdir()
+    if len({p.name for p in folder.iterdir()}) < 3:
+        pytest.skip("this file system does not tell names apart by case")
+    with pytest.raises(FacetlError, match="ignoring case") as caught:
+        load_rows(config(folder), no_network)
+    assert "'Female'" in str(caught.value) and "'female'" in str(caught.value)
+
+
+def test_selection_counts_say_what_per_class_and_the_labels_left_out():
+    cfg = config("http://x/gender.csv", per_class=2)
+    rows = source_rows(cfg, lambda url: CHAPTER_CSV)
+    counts = selection_counts(rows, load_rows(cfg, lambda url: CHAPTER_CSV), ["female", "male"])
+    # Counted by hand in CHAPTER_CSV: female c, g, h (and f without a URL); male a, d, e.
+    assert counts == {
+        "classes": {"female": {"in_source": 3, "kept": 2, "dropped": 1},
+                    "male": {"in_source": 3, "kept": 2, "dropped": 1}},
+        "other_labels": 1,  # unsure
+        "no_source": 1,  # the female row with an empty URL
+    }

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from facetl.core.errors import FacetlError
+from facetl.core.errors import FacetlError, exit_with
 
 TASKS = ("gender", "keypoints")
 
@@ -20,7 +20,12 @@ def predict_command(args: argparse.Namespace) -> None:
     tasks = list(TASKS) if args.task == "all" else [args.task]
     if args.overlay and "keypoints" not in tasks:
         raise FacetlError("--overlay draws keypoints: use it with --task keypoints (or all)")
-    results = predict.predict(tasks, args.images, Path(args.models))
+    for flag, value in (("--min-confidence", args.min_confidence), ("--all-faces",
+                                                                     args.all_faces)):
+        if value not in (None, False) and "gender" not in tasks:
+            raise FacetlError(f"{flag} applies to gender: use it with --task gender (or all)")
+    results = predict.predict(tasks, args.images, Path(args.models), args.min_confidence,
+                              args.all_faces)
     if args.overlay:
         predict.write_overlays(results, Path(args.overlay))
     if args.json:
@@ -42,7 +47,8 @@ def report_command(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}/comparison.md ({len(table)} rows)")
 
 
-def main(argv: list[str] | None = None) -> None:
+def parser() -> argparse.ArgumentParser:
+    """The whole command line, subcommands and flags (the docs' commands are checked on it)."""
     parser = argparse.ArgumentParser(prog="facetl", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     predict = commands.add_parser("predict", help="run the trained models on image files")
@@ -52,14 +58,23 @@ def main(argv: list[str] | None = None) -> None:
     predict.add_argument("--overlay", metavar="DIR",
                          help="also write each image with its predicted keypoints drawn")
     predict.add_argument("--json", action="store_true", help="print JSON")
+    predict.add_argument("--min-confidence", type=float, metavar="P",
+                         help="gender: answer 'uncertain' where the calibrated probability of "
+                              "the answer is below P (0.5-1; the probability is still printed)")
+    predict.add_argument("--all-faces", action="store_true",
+                         help="gender: also answer for every face found, each with its box "
+                              "(the largest face still gives the photo's answer)")
     predict.add_argument("--models", default="models", help="folder of trained models")
     predict.set_defaults(func=predict_command)
     report = commands.add_parser("report", help="compare the workspace and DVC experiments")
     report.add_argument("--out", default="reports", help="folder for comparison.md and plots")
     report.set_defaults(func=report_command)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
     try:
         args.func(args)
     except FacetlError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        exit_with(exc)

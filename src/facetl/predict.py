@@ -4,6 +4,7 @@ JSON-ready dicts out (one per file, in input order; unreadable files as error en
 from __future__ import annotations
 
 import glob
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -37,12 +38,21 @@ def expand_inputs(inputs: list[str]) -> list[str]:
     return files
 
 
-def predict(tasks: list[str], inputs: list[str], models_root: Path) -> list[dict]:
-    """Every task's predictions merged per file; a file's error ends its entry."""
+def predict(tasks: list[str], inputs: list[str], models_root: Path,
+            min_confidence: float | None = None, all_faces: bool = False) -> list[dict]:
+    """Every task's predictions merged per file; a file's error ends its entry.
+
+    Gender only: below `min_confidence` the answer is "uncertain"; `all_faces` adds every face
+    found, with its box."""
+    if min_confidence is not None and not 0.5 <= min_confidence <= 1:
+        raise FacetlError(f"--min-confidence {min_confidence}: expected a probability from 0.5 "
+                          "(answer every photo) to 1 (answer none)")
+    predictors = PREDICTORS | {"gender": partial(predict_gender, min_confidence=min_confidence,
+                                                 all_faces=all_faces)}
     files = expand_inputs(inputs)
     merged: list[dict] = [{} for _ in files]
     for task in tasks:
-        for entry, result in zip(merged, PREDICTORS[task](files, models_root), strict=True):
+        for entry, result in zip(merged, predictors[task](files, models_root), strict=True):
             entry.update(result)
     return merged
 

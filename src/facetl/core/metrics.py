@@ -9,6 +9,8 @@ import numpy as np
 from sklearn.metrics import confusion_matrix, f1_score, roc_auc_score, roc_curve
 
 Z95 = 1.959963984540054
+CALIBRATION_BINS = 10  # ECE's bins of the predicted class's probability, over [0.5, 1]
+COVERAGES = (1.0, 0.95, 0.9)  # shares of photos answered, surest first (risk-coverage)
 
 
 def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
@@ -34,7 +36,93 @@ def binary_report(labels: np.ndarray, p_positive: np.ndarray, threshold: float =
         "f1": float(f1_score(labels, predicted, zero_division=0)),
         "confusion": confusion_matrix(labels, predicted, labels=[0, 1]).tolist(),
         "n_test": len(labels),
-    }
+    } | calibration_report(labels, p_positive)
+
+
+def confidence(p_positive: np.ndarray) -> np.ndarray:
+    """The probability of the class predicted: what a user reads as "how sure"."""
+    p_positive = np.asarray(p_positive, dtype="float64")
+    return np.maximum(p_positive, 1 - p_positive)
+
+
+def reliability(labels: np.ndarray, p_positive: np.ndarray, bins: int = CALIBRATION_BINS
+                ) -> list[dict]:
+    """Per bin of confidence (equal widths over [0.5, 1]): photos, mean confidence, accuracy."""
+    labels, p_positive = np.asarray(labels).astype(int), np.asarray(p_positive)
+    sure = confidence(p_positive)
+    correct = (p_positive >= 0.5).astype(int) == labels
+    which = np.minimum(((sure - 0.5) * 2 * bins).astype(int), bins - 1)
+    return [{"low": 0.5 + k / (2 * bins), "high": 0.5 + (k + 1) / (2 * bins),
+             "n": int((which == k).sum()),
+             "confidence": float(sure[which == k].mean()) if (which == k).any() else None,
+             "accuracy": float(correct[which == k].mean()) if (which == k).any() else None}
+            for k in range(bins)]
+
+
+def expected_calibration_error(labels: np.ndarray, p_positive: np.ndarray,
+                               bins: int = CALIBRATION_BINS) -> float:
+    """Mean |accuracy - confidence| over the confidence bins, weighted by their photos."""
+    rows = reliability(labels, p_positive, bins)
+    total = sum(row["n"] for row in rows)
+    return sum(row["n"] * abs(row["accuracy"] - row["confidence"]) for row in rows
+               if row["n"]) / total
+
+
+def accuracy_at_coverage(labels: np.ndarray, p_positive: np.ndarray,
+                         coverage: float) -> float:
+    """Accuracy on the `coverage` share of photos the model is surest of (the rest abstain)."""
+    labels, p_positive = np.asarray(labels).astype(int), np.asarray(p_positive)
+    keep = max(1, round(coverage * len(labels)))
+    surest = np.argsort(-confidence(p_positive), kind="stable")[:keep]
+    return float(((p_positive[surest] >= 0.5).astype(int) == labels[surest]).mean())
+
+
+def risk_coverage(labels: np.ndarray, p_positive: np.ndarray, points: int = 50
+                  ) -> dict[str, np.ndarray]:
+    """Accuracy as the model answers fewer photos, surest first: where to set
+    `--min-confidence` (the confidence it must reach) for the accuracy a user needs."""
+    labels, p_positive = np.asarray(labels).astype(int), np.asarray(p_positive)
+    order = np.argsort(-confidence(p_positive), kind="stable")
+    hits = np.cumsum((p_positive[order] >= 0.5).astype(int) == labels[order])
+    kept = np.unique(np.linspace(1, len(labels), points).round().astype(int))
+    return {"coverage": kept / len(labels), "accuracy": hits[kept - 1] / kept,
+            "min_confidence": confidence(p_positive)[order][kept - 1]}
+
+
+def calibration_by_group(labels: np.ndarray, p_positive: np.ndarray, groups: np.ndarray
+                         ) -> dict[str, dict]:
+    """ECE and mean confidence per group (e.g. face front-end status): a group whose photos
+    the model is as sure of as any other, but right on fewer, shows here."""
+    labels, p_positive = np.asarray(labels).astype(int), np.asarray(p_positive)
+    groups = np.asarray(groups).astype(str)
+    return {group: {"ece": expected_calibration_error(labels[groups == group],
+                                                      p_positive[groups == group]),
+                    "mean_confidence": float(confidence(p_positive[groups == group]).mean())}
+            for group in sorted(set(groups))}
+
+
+def by_group_report(labels: np.ndarray, p_positive: np.ndarray, groups: np.ndarray
+                    ) -> dict[str, dict]:
+    """Per group: its share, accuracy (Wilson interval) and calibration."""
+    correct = (np.asarray(p_positive) >= 0.5).astype(int) == np.asarray(labels).astype(int)
+    calibration = calibration_by_group(labels, p_positive, groups)
+    return {group: row | calibration[group]
+            for group, row in accuracy_by_group(correct, groups).items()}
+
+
+def calibration_report(labels: np.ndarray, p_positive: np.ndarray, resamples: int = 1000,
+                       seed: int = 0) -> dict:
+    """ECE (with a bootstrap 95% interval: a few hundred photos leave it wide), the Brier
+    score, and accuracy at 100/95/90% coverage: what a user needs to trust a probability."""
+    labels, p_positive = np.asarray(labels).astype(int), np.asarray(p_positive, dtype="float64")
+    rng = np.random.default_rng(seed)
+    draws = [rng.integers(0, len(labels), len(labels)) for _ in range(resamples)]
+    spread = [expected_calibration_error(labels[d], p_positive[d]) for d in draws]
+    return {"ece": expected_calibration_error(labels, p_positive),
+            "ece_ci95": [float(np.quantile(spread, 0.025)), float(np.quantile(spread, 0.975))],
+            "brier": float(np.mean((p_positive - labels) ** 2)),
+            "accuracy_at_coverage": {f"{c:.2f}": accuracy_at_coverage(labels, p_positive, c)
+                                     for c in COVERAGES}}
 
 
 def accuracy_by_group(correct: np.ndarray, groups: np.ndarray) -> dict[str, dict]:

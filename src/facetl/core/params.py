@@ -17,10 +17,17 @@ def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
     try:
         params = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise FacetlError(f"{path}: not valid YAML: {exc}") from exc
+        raise FacetlError(f"{path}: not valid YAML: {one_line(exc)}") from exc
     if not isinstance(params, dict):
         raise FacetlError(f"{path}: expected a mapping of parameter groups")
     return params
+
+
+def one_line(exc: yaml.YAMLError) -> str:
+    """PyYAML's multi-line message as one line: what is wrong, and at which line and column."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    return f"{getattr(exc, 'problem', None) or exc}{where}".replace("\n", " ")
 
 
 def lookup(params: dict[str, Any], dotted: str) -> Any:

@@ -11,7 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from facetl.core.atomic import atomic_path  # noqa: E402
+from facetl.core.atomic import atomic_path, write_csv  # noqa: E402
+from facetl.core.metrics import expected_calibration_error, reliability, risk_coverage  # noqa: E402
 
 
 def save_figure(fig: plt.Figure, path: Path) -> None:
@@ -83,3 +84,41 @@ def cv_curve_plot(cv: pd.DataFrame, chosen: float, path: Path) -> None:
         ax.set(xscale="log", xlabel="C (inverse regularisation)", title=name)
         ax.legend()
     save_figure(fig, path)
+
+
+def reliability_plot(rows: list[dict], ece: float, path: Path) -> None:
+    """Accuracy against confidence per bin: on the diagonal, a probability means what it says."""
+    used = [row for row in rows if row["n"]]
+    fig, (ax, counts) = plt.subplots(2, 1, figsize=(4.5, 5.5), sharex=True,
+                                     gridspec_kw={"height_ratios": [3, 1]})
+    ax.plot([0.5, 1], [0.5, 1], "--", color="grey", label="calibrated")
+    ax.plot([r["confidence"] for r in used], [r["accuracy"] for r in used], marker="o",
+            label=f"model (ECE {100 * ece:.1f}%)")
+    ax.set(ylabel="accuracy", title="reliability (test)", ylim=(0, 1.02))
+    ax.legend(loc="lower right")
+    counts.bar([(r["low"] + r["high"]) / 2 for r in rows], [r["n"] for r in rows],
+               width=0.045, color="grey")
+    counts.set(xlabel="confidence (probability of the predicted class)", ylabel="photos")
+    save_figure(fig, path)
+
+
+def risk_coverage_plot(curve: dict[str, np.ndarray], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(4.5, 3.5))
+    ax.plot(100 * curve["coverage"], 100 * curve["accuracy"], marker=".")
+    ax.set(xlabel="photos answered, surest first (%)", ylabel="accuracy on them (%)",
+           title="risk-coverage (test)")
+    ax.invert_xaxis()
+    save_figure(fig, path)
+
+
+def calibration_plots(labels: np.ndarray, p_positive: np.ndarray, folder: Path) -> None:
+    """reliability.{csv,png} and risk_coverage.{csv,png} in `folder`: the CSVs are DVC plots,
+    the PNGs the same curves for a reader without DVC."""
+    rows = reliability(labels, p_positive)
+    write_csv(folder / "reliability.csv",
+              pd.DataFrame([r for r in rows if r["n"]]).round(5))
+    reliability_plot(rows, expected_calibration_error(labels, p_positive),
+                     folder / "reliability.png")
+    curve = risk_coverage(labels, p_positive)
+    write_csv(folder / "risk_coverage.csv", pd.DataFrame(curve).round(5))
+    risk_coverage_plot(curve, folder / "risk_coverage.png")

@@ -16,6 +16,7 @@ DEFAULTS = {
     "FACETL_DOWNLOAD_RETRIES": "3",  # on timeouts, 5xx and 429
     "FACETL_DOWNLOAD_BACKOFF_S": "0.5",  # first wait between retries, doubled each time
     "FACETL_MULTI_GPU": "0",  # 1: spread extraction over every GPU the backend sees
+    "FACETL_WORKERS": "2",  # data-loading (augmentation) threads of the fine-tuning trainers
 }
 
 
@@ -30,6 +31,15 @@ def number(name: str) -> float:
     except ValueError as exc:
         raise FacetlError(f"environment variable {name}={setting(name)!r} is not a number "
                           f"(default {DEFAULTS[name]})") from exc
+
+
+def count(name: str) -> int:
+    """A whole-number setting >= 1 (threads, workers), with an error naming the variable."""
+    value = number(name)
+    if not value.is_integer() or value < 1:
+        raise FacetlError(f"environment variable {name}={setting(name)!r} must be a whole "
+                          f"number >= 1 (default {DEFAULTS[name]})")
+    return int(value)
 
 
 def flag(name: str) -> bool:

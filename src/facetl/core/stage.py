@@ -1,12 +1,27 @@
-"""What every DVC stage entry shares: user errors exit 2 with one line, and a timing line."""
+"""What every DVC stage entry shares: the settings checked first, user errors as one line
+each and exit status 2, and a timing line.
+
+A stage entry calls `check_params()` before it imports its task module: that import loads
+TensorFlow (seconds, and log lines on stderr), and a wrong setting should cost neither.
+"""
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
-from facetl.core.errors import FacetlError
+from facetl.core.errors import FacetlError, exit_with
+from facetl.core.params import load_params
+from facetl.core.schema import validate_params
+
+
+def check_params(path: str | Path = "params.yaml") -> None:
+    """The whole params.yaml against the schema (not only this stage's part), before any work."""
+    try:
+        validate_params(load_params(path), str(path))
+    except FacetlError as exc:
+        exit_with(exc)
 
 
 def run_stage(main: Callable[..., None], *args: str) -> None:
@@ -15,8 +30,7 @@ def run_stage(main: Callable[..., None], *args: str) -> None:
     try:
         main(*args)
     except FacetlError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        exit_with(exc)
     # One parseable line per stage: benchmarks collect stage wall times from it.
     label = " ".join([main.__module__, *args])
     print(f"stage-time {label} {time.perf_counter() - start:.1f} s")

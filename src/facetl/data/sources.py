@@ -62,19 +62,36 @@ def rows_from_csv(frame: pd.DataFrame, cfg: dict[str, Any], where: str,
     )
 
 
-def rows_from_folder(folder: Path, classes: list[str]) -> pd.DataFrame:
-    """One subfolder per class: `folder/male/*.jpg`, `folder/female/*.jpg`."""
-    missing = [c for c in classes if not (folder / c).is_dir()]
+def class_folders(folder: Path, classes: list[str]) -> dict[str, Path]:
+    """Each class's subfolder, its name matched ignoring case (`Female/` holds class female).
+
+    Two subfolders of one class (`female/` and `Female/`, possible where names are
+    case-sensitive) are an error: quietly taking one would leave the other's photos out.
+    """
+    subfolders = sorted(p for p in folder.iterdir() if p.is_dir())
+    matches = {c: [p for p in subfolders if p.name.lower() == c] for c in classes}
+    for label, found in matches.items():
+        if len(found) > 1:
+            raise FacetlError(
+                f"{folder}: subfolders {' and '.join(repr(p.name) for p in found)} are both "
+                f"class {label!r} (folder names are matched ignoring case); merge them into one"
+            )
+    missing = [c for c in classes if not matches[c]]
     if missing:
-        found = sorted(p.name for p in folder.iterdir() if p.is_dir())
         raise FacetlError(
-            f"{folder}: no subfolder for class {missing}; found {found}. "
-            "A folder source needs one subfolder per class named as in data.<task>.classes."
+            f"{folder}: no subfolder for class {missing}; found {[p.name for p in subfolders]}. "
+            "A folder source needs one subfolder per class named as in data.<task>.classes "
+            "(ignoring case)."
         )
+    return {label: found[0] for label, found in matches.items()}
+
+
+def rows_from_folder(folder: Path, classes: list[str]) -> pd.DataFrame:
+    """One subfolder per class: `folder/male/*.jpg`, `folder/Female/*.jpg`."""
     rows = [
         {"source": str(path), "label": label, "group": ""}
-        for label in classes
-        for path in sorted((folder / label).iterdir())
+        for label, subfolder in class_folders(folder, classes).items()
+        for path in sorted(subfolder.iterdir())
         if path.suffix.lower() in IMAGE_SUFFIXES
     ]
     return pd.DataFrame(rows, columns=["source", "label", "group"])
@@ -88,27 +105,52 @@ def select_rows(rows: pd.DataFrame, classes: list[str], per_class: int | None) -
     return kept.reset_index(names="row")
 
 
-def load_rows(cfg: dict[str, Any], fetch_text: Any) -> pd.DataFrame:
-    """Read the source named by `cfg["source"]`; `fetch_text(url)` fetches a remote CSV.
+def selection_counts(rows: pd.DataFrame, selected: pd.DataFrame,
+                     classes: list[str]) -> dict[str, Any]:
+    """What select_rows left out, so a cap or a misspelt label is seen, not silently applied.
 
-    Relative paths in a local CSV are taken from `cfg["images"]`, the folder DVC tracks.
+    Per class: rows in the source with a path (`in_source`), `kept`, and `dropped` by
+    per_class; beside them the rows of other labels and the rows of a class with no path.
+    """
+    usable = rows[rows["source"] != ""]["label"].value_counts()
+    kept = selected["label"].value_counts()
+    known = rows["label"].isin(classes)
+    return {
+        "classes": {c: {"in_source": int(usable.get(c, 0)), "kept": int(kept.get(c, 0)),
+                        "dropped": int(usable.get(c, 0) - kept.get(c, 0))} for c in classes},
+        "other_labels": int((~known).sum()),
+        "no_source": int((known & (rows["source"] == "")).sum()),
+    }
+
+
+def class_names(cfg: dict[str, Any]) -> list[str]:
+    """data.<task>.classes as the labels are compared: lower case."""
+    return [str(c).lower() for c in cfg["classes"]]
+
+
+def source_rows(cfg: dict[str, Any], fetch_text: Any) -> pd.DataFrame:
+    """Every row of the source named by `cfg["source"]`, before any selection.
+
+    `fetch_text(url)` fetches a remote CSV. Relative paths in a local CSV are taken from
+    `cfg["images"]`, the folder DVC tracks.
     """
     source = str(cfg["source"])
-    classes = [str(c).lower() for c in cfg["classes"]]
     if is_url(source):
-        rows = rows_from_csv(read_csv_table(fetch_text(source), source), cfg, source, None)
-    else:
-        path = Path(source)
-        if path.is_dir():
-            rows = rows_from_folder(path, classes)
-        elif path.is_file():
-            rows = rows_from_csv(read_csv_table(path, source), cfg, source, images_folder(cfg))
-        else:
-            raise FacetlError(
-                f"data source {source!r} does not exist; set data.<task>.source to a CSV "
-                "(URL or local path) or to a folder with one subfolder per class"
-            )
-    return select_rows(rows, classes, cfg.get("per_class"))
+        return rows_from_csv(read_csv_table(fetch_text(source), source), cfg, source, None)
+    path = Path(source)
+    if path.is_dir():
+        return rows_from_folder(path, class_names(cfg))
+    if path.is_file():
+        return rows_from_csv(read_csv_table(path, source), cfg, source, images_folder(cfg))
+    raise FacetlError(
+        f"data source {source!r} does not exist; set data.<task>.source to a CSV "
+        "(URL or local path) or to a folder with one subfolder per class"
+    )
+
+
+def load_rows(cfg: dict[str, Any], fetch_text: Any) -> pd.DataFrame:
+    """The source's rows of the configured classes, at most `per_class` of each."""
+    return select_rows(source_rows(cfg, fetch_text), class_names(cfg), cfg.get("per_class"))
 
 
 def images_folder(cfg: dict[str, Any]) -> Path:

@@ -1,7 +1,7 @@
 """The face front end: find the largest face in a photo and align it to a square crop.
 
-The detection chain is the one benchmarks/face_detection.py measured best (README, "Which
-detection chain: measured"): dlib's HOG detector on the photo resized to one long side (a
+The detection chain is the one benchmarks/face_detection.py measured best
+(docs/face-front-end.md): dlib's HOG detector on the photo resized to one long side (a
 bounded cost per photo); if it finds nothing, HOG again on that photo inside a black border,
 which recovers faces that fill the frame (HOG needs some room around a face); optionally dlib's
 CNN detector; and as a last resort the centred square of the photo taken as the face box.
@@ -25,7 +25,7 @@ from facetl.core.errors import FacetlError
 from facetl.faces.dlib_models import cnn_face_detector, face_detector, landmark_predictor
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in the photo's pixels
-KEYS = ("align", "upsample", "detect_long_side", "pad", "cnn", "size", "margin")
+KEYS = ("align", "upsample", "detect_long_side", "pad", "cnn", "crop_size", "margin")
 HOG_WINDOW = 80  # dlib's HOG detector looks for faces of about 80 px and up (before upsampling)
 CNN_LONG_SIDE = 200  # the CNN stage as measured: photo at long side 200, no upsampling
 
@@ -49,10 +49,13 @@ def check_settings(settings: dict[str, Any]) -> dict[str, Any]:
     if "fallback" in settings:
         raise FacetlError("params.yaml: faces.fallback is gone (its LBP cascade was at chance): "
                           "remove it; faces.pad (padded HOG retry) and faces.cnn (dlib's CNN "
-                          "detector) are the fallbacks now, see the README's front end")
+                          "detector) are the fallbacks now (docs/face-front-end.md)")
+    if "size" in settings:
+        raise FacetlError("params.yaml: faces.size is renamed faces.crop_size (DVC's run cache "
+                          "ignores keys named `size`, treeverse/dvc#10296): rename it")
     missing = sorted(set(KEYS) - settings.keys())
     if missing:
-        raise FacetlError(f"params.yaml: `faces` lacks {missing}; see the README's front end")
+        raise FacetlError(f"params.yaml: `faces` lacks {missing} (docs/settings.md)")
     for key in ("align", "cnn"):
         if not isinstance(settings[key], bool):
             raise FacetlError(f"params.yaml: faces.{key} must be true or false, "
@@ -68,9 +71,10 @@ def check_settings(settings: dict[str, Any]) -> dict[str, Any]:
     if not is_number(pad) or not 0 <= pad <= 1:
         raise FacetlError(f"params.yaml: faces.pad must be a share of the long side from 0 "
                           f"(no padded retry) to 1 (0.3 is the measured value), got {pad!r}")
-    if not isinstance(settings["size"], int) or settings["size"] < 16:
-        raise FacetlError(f"params.yaml: faces.size must be a whole number of pixels >= 16, "
-                          f"got {settings['size']!r}")
+    size = settings["crop_size"]
+    if not isinstance(size, int) or isinstance(size, bool) or size < 16:
+        raise FacetlError(f"params.yaml: faces.crop_size must be a whole number of pixels >= 16, "
+                          f"got {size!r}")
     if not is_number(settings["margin"]) or not 0 <= settings["margin"] <= 2:
         raise FacetlError(f"params.yaml: faces.margin must be between 0 and 2 (dlib_face "
                           f"expects 0.25), got {settings['margin']!r}")
@@ -141,8 +145,12 @@ def centre_square(image: np.ndarray) -> Box:
     return (round(x0), round(y0), round(x0 + side - 1), round(y0 + side - 1))
 
 
+def area(box: Box) -> int:
+    return (box[2] - box[0]) * (box[3] - box[1])
+
+
 def largest(boxes: list[Box]) -> Box:
-    return max(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
+    return max(boxes, key=area)
 
 
 def landmarks(image: np.ndarray, box: Box):
@@ -183,14 +191,20 @@ def detect(image: np.ndarray, settings: Mapping[str, Any]) -> tuple[str, list[Bo
     return "none", []
 
 
-def face_crop(image: np.ndarray, settings: Mapping[str, Any]) -> FaceCrop:
-    """The photo's aligned largest face (with none found: its aligned centred square),
-    `settings` being the `faces` params. With `align: false` the photo passes through unchanged.
-    """
+def face_crops(image: np.ndarray, settings: Mapping[str, Any],
+               every_face: bool = False) -> list[FaceCrop]:
+    """The photo's aligned largest face, or with `every_face` each face found, largest first
+    (with none found: the aligned centred square alone); `settings` are the `faces` params.
+    With `align: false` the photo passes through unchanged."""
     if not settings["align"]:
-        return FaceCrop(image, "off")
+        return [FaceCrop(image, "off")]
     image = np.ascontiguousarray(image)
     status, boxes = detect(image, settings)
-    box = largest(boxes) if boxes else centre_square(image)
-    return FaceCrop(align(image, box, settings["size"], settings["margin"]), status,
-                    len(boxes), box)
+    chosen = sorted(boxes, key=area, reverse=True)[:None if every_face else 1]
+    return [FaceCrop(align(image, box, settings["crop_size"], settings["margin"]), status,
+                     len(boxes), box) for box in chosen or [centre_square(image)]]
+
+
+def face_crop(image: np.ndarray, settings: Mapping[str, Any]) -> FaceCrop:
+    """The photo's aligned largest face (see `face_crops`)."""
+    return face_crops(image, settings)[0]

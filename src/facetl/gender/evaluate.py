@@ -1,7 +1,7 @@
 """Stage evaluate_gender: the final model (`models/gender/model.keras`, fine-tuned or not) on
 the test photos (never seen in training), the same file `facetl predict` uses:
-accuracy with its Wilson interval, ROC, confusion matrix, per-photo predictions, and the
-misclassified photos to look at."""
+accuracy with its Wilson interval, calibration (ECE, Brier, reliability, risk-coverage), ROC,
+confusion matrix, per-photo predictions, and the misclassified photos to look at."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pandas as pd
 
 from facetl.core import paths
 from facetl.core.atomic import write_csv, write_json
-from facetl.core.metrics import accuracy_by_group, binary_report, roc_points
+from facetl.core.metrics import binary_report, by_group_report, roc_points
 from facetl.core.params import load_params, lookup
-from facetl.core.plots import confusion_plot, image_grid, roc_plot
+from facetl.core.plots import calibration_plots, confusion_plot, image_grid, roc_plot
 from facetl.data.splits import load_split
 from facetl.models.export import load_task_model
 from facetl.models.training import FeatureBatches
@@ -34,9 +34,8 @@ def main() -> None:
     p_positive = model.predict(batches, verbose=0)[:, 0]
     labels = labels[test]
     report = binary_report(labels, p_positive)
-    correct = (p_positive >= 0.5) == labels
-    by_face = (accuracy_by_group(correct, index["face"].to_numpy()[test]) if "face" in index
-               else {})
+    by_face = (by_group_report(labels, p_positive, index["face"].to_numpy()[test])
+               if "face" in index else {})
     write_json(paths.metrics_path(TASK), {"backbone": meta["backbone"],
                                           "finetuned": meta["finetuned"]} | report
                | {"by_face": by_face})
@@ -51,11 +50,12 @@ def main() -> None:
     write_csv(out / "confusion.csv", predictions[["label", "predicted"]].rename(
         columns={"label": "actual"}))
     roc_plot(roc["fpr"], roc["tpr"], report["auc"], out / "roc.png")
+    calibration_plots(labels, p_positive, out)
     confusion_plot(report["confusion"], classes, out / "confusion.png")
     misclassified_gallery(test, predictions, classes, lookup(params, "evaluate.gallery_size"))
     low, high = report["accuracy_ci95"]
     print(f"evaluate {TASK}: accuracy {report['accuracy']:.4f} CI95 [{low:.4f}, {high:.4f}] "
-          f"AUC {report['auc']} on {report['n_test']} test images")
+          f"AUC {report['auc']} ECE {report['ece']:.4f} on {report['n_test']} test images")
 
 
 def misclassified_gallery(test: np.ndarray, predictions: pd.DataFrame, classes: list[str],

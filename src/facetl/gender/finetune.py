@@ -18,8 +18,9 @@ from facetl.core.plots import training_curves
 from facetl.data.splits import carve_validation, load_split
 from facetl.models.augment import AugmentSettings, augment_batch
 from facetl.models.backbones import get_spec
+from facetl.models.calibration import calibrate, temperature_of, uncalibrated
 from facetl.models.export import load_task_model, save_task_model
-from facetl.models.finetune import finetune, unfreeze_top
+from facetl.models.finetune import ImageBatches, finetune, unfreeze_top
 from facetl.models.precision import resolve_precision
 
 TASK = "gender"
@@ -50,11 +51,17 @@ def main() -> None:
     precision = resolve_precision(cfg["precision"], get_spec(meta["backbone"]).bf16_wins_with,
                                   f"finetune.{TASK}.precision")
     keras.utils.set_random_seed(seed)
+    model = uncalibrated(model)  # trained on raw probabilities; calibrated again below
     unfrozen = unfreeze_top(model, cfg["unfreeze"])
     history = finetune(model, images, targets, fit_rows, val_rows,
                        cfg | {"loss": "binary_crossentropy", "metrics": ["accuracy"]}, seed,
                        live_dir, augment, precision)
     training_curves(live_dir, live_dir / "training.png")
+    val = np.sort(val_rows)
+    p_val = model.predict(ImageBatches(images, targets, val, cfg["batch_size"]), verbose=0)
+    model = calibrate(model, p_val[:, 0], targets[val])
+    print(f"calibration: temperature {temperature_of(model):.3f} on {len(val)} validation "
+          f"photos")
 
     save_task_model(TASK, model, None, meta | {
         "finetuned": True, "unfrozen_layers": len(unfrozen), "precision": precision,

@@ -15,6 +15,7 @@ from facetl.core.params import lookup
 from facetl.core.plots import cv_curve_plot, training_curves
 from facetl.data.splits import carve_validation, person_groups
 from facetl.models.backbones import get_spec
+from facetl.models.calibration import calibrate, temperature_of
 from facetl.models.heads import chapter_head
 from facetl.models.linear_head import HEAD_TYPES, fit_linear_head, log_cv_curve
 from facetl.models.training import feature_max, fit
@@ -33,20 +34,27 @@ def fit_classifier_head(name: str, features: np.ndarray, index: pd.DataFrame, tr
         raise FacetlError(f"head.type must be one of {HEAD_TYPES}, got {head_cfg['type']!r}")
     keras.utils.set_random_seed(seed)
     targets = index["label_index"].to_numpy().astype("float32")
-    if head_cfg["type"] == "linear":  # C by cross-validation on the train split: no val carve
-        fitted = fit_linear_head(features, targets.astype(int), train, person_groups(index),
-                                 head_cfg, seed)
+    # Both heads leave the same people out for validation: the temperature is fitted there.
+    fit_rows, val_rows = carve_validation(index, train, cfg["val_size"], seed)
+    if head_cfg["type"] == "linear":  # C by cross-validation on the fitting rows
+        fitted = fit_linear_head(features, targets.astype(int), fit_rows,
+                                 person_groups(index), head_cfg, seed)
         if plots_dir:
             log_cv_curve(fitted.cv, plots_dir / "training")
             cv_curve_plot(fitted.cv, fitted.c, plots_dir / "training.png")
         print(f"linear head: C={fitted.c:g} by {head_cfg['folds']}-fold CV")
-        return fitted.head
-    fit_rows, val_rows = carve_validation(index, train, cfg["val_size"], seed)
-    head = chapter_head(features.shape[1:], get_spec(name).head_blocks, 1, "sigmoid",
-                        feature_max(features, fit_rows), cfg["dropout"])
-    fit(head, features, targets, fit_rows, val_rows,
-        cfg | {"loss": "binary_crossentropy", "metrics": ["accuracy"]}, seed,
-        plots_dir / "training" if plots_dir else None)
-    if plots_dir:
-        training_curves(plots_dir / "training", plots_dir / "training.png")
+        head = fitted.head
+    else:
+        head = chapter_head(features.shape[1:], get_spec(name).head_blocks, 1, "sigmoid",
+                            feature_max(features, fit_rows), cfg["dropout"])
+        fit(head, features, targets, fit_rows, val_rows,
+            cfg | {"loss": "binary_crossentropy", "metrics": ["accuracy"]}, seed,
+            plots_dir / "training" if plots_dir else None)
+        if plots_dir:
+            training_curves(plots_dir / "training", plots_dir / "training.png")
+    p_val = head.predict(np.asarray(features[np.sort(val_rows)], dtype="float32"),
+                         verbose=0)[:, 0]
+    head = calibrate(head, p_val, targets[np.sort(val_rows)])
+    print(f"calibration: temperature {temperature_of(head):.3f} on {len(val_rows)} "
+          f"validation photos")
     return head

@@ -13,8 +13,9 @@ import pandas as pd
 from facetl.core import paths
 from facetl.core.atomic import write_csv, write_json
 from facetl.core.errors import FacetlError
-from facetl.core.metrics import accuracy_by_group, binary_report
+from facetl.core.metrics import binary_report, by_group_report
 from facetl.core.params import load_params, lookup
+from facetl.core.plots import calibration_plots
 from facetl.data.sources import is_url, load_rows
 from facetl.gender.predict import predict_gender
 
@@ -47,12 +48,13 @@ def main() -> None:
     labels = (readable["label"] == positive).astype(int).to_numpy()
     p_positive = readable[f"p_{positive}"].to_numpy(dtype=float)
     report = binary_report(labels, p_positive)
-    correct = (p_positive >= 0.5) == labels
     write_json(paths.metrics_path(NAME), {
         "source": str(cfg["source"]), "photos": len(rows), "unreadable": int(unreadable.sum()),
-    } | report | {"by_face": accuracy_by_group(correct, readable["face"].to_numpy())})
+    } | report | {"by_face": by_group_report(labels, p_positive, readable["face"].to_numpy())})
+    calibration_plots(labels, p_positive, paths.plots_dir(NAME))
     write_csv(paths.plots_dir(NAME) / "predictions.csv",
               scored.drop(columns=["row"], errors="ignore"))
     low, high = report["accuracy_ci95"]
-    print(f"evaluate {NAME}: accuracy {report['accuracy']:.4f} CI95 [{low:.4f}, {high:.4f}] on "
-          f"{report['n_test']} photos ({int(unreadable.sum())} unreadable)")
+    print(f"evaluate {NAME}: accuracy {report['accuracy']:.4f} CI95 [{low:.4f}, {high:.4f}] "
+          f"ECE {report['ece']:.4f} on {report['n_test']} photos "
+          f"({int(unreadable.sum())} unreadable)")

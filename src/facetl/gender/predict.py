@@ -9,16 +9,22 @@ import numpy as np
 
 from facetl.core.errors import FacetlError
 from facetl.data.images import resize_square
-from facetl.faces.detect import check_settings, face_crop
+from facetl.faces.detect import check_settings, face_crops
 from facetl.models.export import load_task_model
 from facetl.models.inference import stream_predictions
 
+UNCERTAIN = "uncertain"  # the answer below --min-confidence
 
-def predict_gender(files: list[str], models_root: Path = Path("models")) -> list[dict]:
+
+def predict_gender(files: list[str], models_root: Path = Path("models"),
+                   min_confidence: float | None = None, all_faces: bool = False) -> list[dict]:
     """One dict per file, in order: gender, p_<positive class>, and what the front end did.
 
     `face` is found (HOG), fallback (padded HOG or CNN), none (centred square) or off (trained
     without alignment); `faces` is how many faces it saw. Unreadable files get an `error` entry.
+    With `min_confidence`, a photo whose calibrated probability of the answer is below it gets
+    the answer "uncertain" (its probability still given). With `all_faces`, the largest face
+    answers as always and `all_faces` lists every face found, each with its box.
     """
     model, meta = load_task_model("gender", models_root)
     faces = meta.get("faces", {"align": False})
@@ -32,12 +38,23 @@ def predict_gender(files: list[str], models_root: Path = Path("models")) -> list
     negative, positive = meta["classes"]
 
     def prepare(image: np.ndarray):
-        crop = face_crop(image, faces)
-        return resize_square(crop.image, meta["input_size"]), crop
+        crops = face_crops(image, faces, every_face=all_faces)
+        return np.stack([resize_square(c.image, meta["input_size"]) for c in crops]), crops
 
-    def describe(file: str, output: np.ndarray, crop) -> dict:
-        p = float(output[0])
-        return {"image": file, "gender": positive if p >= 0.5 else negative,
-                f"p_{positive}": round(p, 5), "face": crop.status, "faces": crop.faces}
+    def answer(p: float) -> dict:
+        sure = max(p, 1 - p)
+        said = positive if p >= 0.5 else negative
+        return {"gender": UNCERTAIN if min_confidence is not None and sure < min_confidence
+                else said, f"p_{positive}": round(p, 5)}
+
+    def describe(file: str, outputs: np.ndarray, crops: list) -> dict:
+        largest = crops[0]
+        entry = {"image": file, **answer(float(outputs[0, 0])), "face": largest.status,
+                 "faces": largest.faces}
+        if all_faces:
+            entry["all_faces"] = [{"box": list(crop.box) if crop.box else None,
+                                   **answer(float(output[0]))}
+                                  for crop, output in zip(crops, outputs, strict=True)]
+        return entry
 
     return stream_predictions(files, model, prepare, describe)

@@ -22,14 +22,16 @@ from facetl.core.errors import FacetlError
 from facetl.data.images import resize_square
 from facetl.inspect.taps import LayerPath, intermediate_model
 from facetl.models.backend import layer_gradients
+from facetl.models.calibration import Temperature, temperature_layers
 
 METHODS = ("hirescam", "gradcam")
 
 
 def output_layer(model: keras.Model) -> keras.layers.Layer:
-    """The layer that makes the prediction, inside the last nested model if need be."""
-    layer = model.layers[-1]
-    return output_layer(layer) if isinstance(layer, keras.Model) else layer
+    """The layer that makes the prediction, inside the last nested model if need be (before
+    the calibration's Temperature, which only rescales its logit)."""
+    layers = [layer for layer in model.layers if not isinstance(layer, Temperature)]
+    return output_layer(layers[-1]) if isinstance(layers[-1], keras.Model) else layers[-1]
 
 
 def gradcam(model: keras.Model, path: LayerPath, images: np.ndarray,
@@ -54,11 +56,16 @@ def gradcam(model: keras.Model, path: LayerPath, images: np.ndarray,
     def score(output):  # the logit of whichever class the model predicts
         return ops.abs(ops.cast(output[:, 0], "float32"))
 
+    temperatures = temperature_layers(model)
     layer.activation = keras.activations.linear
+    for temperature in temperatures:  # the calibrated logit flows out, not a probability
+        temperature.on_logits = True
     try:
         feature_map, output, gradients = layer_gradients(tap, target, images, score)
     finally:
         layer.activation = keras.activations.sigmoid
+        for temperature in temperatures:
+            temperature.on_logits = False
     logit = ops.cast(output[:, 0], "float32")
     gradients = ops.cast(gradients, "float32")
     if method == "gradcam":

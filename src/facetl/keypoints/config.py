@@ -1,10 +1,13 @@
 """The keypoint task's recipe and its settings (`keypoints:` in params.yaml), checked once.
 
 `keypoints.recipe` picks the recipe each keypoint stage runs:
-- `finetune` (default): face crops, a head that keeps position, fine-tuned backbone
-  (`keypoints.backbone`), augmentation, two-pass inference; settings under `keypoints.*`;
-- `chapter`: the chapter's recipe as it was: whole frames (`prepare.keypoints.*`), the global
-  `backbone`'s cached features, the chapter's head (`train.keypoints.*`).
+- `finetune` (default): face crops, a head that keeps position, fine-tuned backbone,
+  augmentation, two-pass inference; settings under `keypoints.*`;
+- `chapter`: the chapter's recipe as it was: whole frames (`prepare.keypoints.*`), the
+  backbone's cached features, the chapter's head (`train.keypoints.*`).
+Both use `keypoints.backbone` (the chapter used vgg16: `-S keypoints.backbone=vgg16`), never
+the gender task's `backbone`: DVC has no conditional params, so a keypoint stage listing
+`backbone` would rerun on every gender backbone change, whatever the recipe.
 """
 
 from __future__ import annotations
@@ -27,8 +30,8 @@ def recipe(params: dict[str, Any]) -> str:
 
 
 def backbone_name(params: dict[str, Any]) -> str:
-    """The backbone of the active recipe: `backbone` (chapter) or `keypoints.backbone`."""
-    return lookup(params, "backbone" if recipe(params) == "chapter" else "keypoints.backbone")
+    """The keypoint task's backbone, for either recipe: `keypoints.backbone`."""
+    return lookup(params, "keypoints.backbone")
 
 
 def settings(params: dict[str, Any]) -> dict[str, Any]:

@@ -1,9 +1,8 @@
-"""Stage features_keypoints: the active recipe's backbone over the prepared images, cached.
+"""Stage features_keypoints: `keypoints.backbone` over the prepared images, cached.
 
-`chapter`: the global `backbone` on the whole frames, exactly as the gender task does it (the
-chapter's head trains on these). `finetune`: `keypoints.backbone` on the face crops; the new
-head's first phase trains on these frozen features in seconds, before fine-tuning starts from
-it.
+`chapter`: on the whole frames, exactly as the gender task does it (the chapter's head trains
+on these). `finetune`: on the face crops; the new head's first phase trains on these frozen
+features in seconds, before fine-tuning starts from it.
 """
 
 from __future__ import annotations

@@ -29,10 +29,10 @@ def predict_keypoints(files: list[str], models_root: Path = Path("models")) -> l
 
     def prepare(image: np.ndarray):
         height, width = image.shape[:2]
-        return resize_square(image, meta["input_size"]), (width, height)
+        return resize_square(image, meta["input_size"])[None], (width, height)
 
-    def describe(file: str, output: np.ndarray, size: tuple[int, int]) -> dict:
-        points = output.reshape(-1, 2) * np.asarray(size, dtype="float64")
+    def describe(file: str, outputs: np.ndarray, size: tuple[int, int]) -> dict:
+        points = outputs[0].reshape(-1, 2) * np.asarray(size, dtype="float64")
         return {"image": file, "keypoints": np.round(points, 2).tolist()}
 
     return stream_predictions(files, model, prepare, describe)

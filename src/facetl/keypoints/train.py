@@ -1,7 +1,7 @@
 """Stage train_keypoints: the model of the active recipe (`keypoints.recipe`).
 
-`chapter`: the chapter's recipe, a head regressing 68 points (x / width, y / height) from the
-global backbone's cached features of the whole frame (settings `train.keypoints`).
+`chapter`: the chapter's recipe, a head regressing 68 points (x / width, y / height) from
+`keypoints.backbone`'s cached features of the whole frame (settings `train.keypoints`).
 
 `finetune`: on face crops, in two phases, as the Keras transfer-learning guide does it:
 1. the head (`keypoints.head`: one that keeps position) on the cached frozen features of the

@@ -19,6 +19,7 @@ from keras import layers, ops
 
 from facetl.core.errors import FacetlError
 from facetl.faces.dlib_models import PACKAGED
+from facetl.models.calibration import Temperature
 from facetl.models.dlib_face import dlib_face_network
 from facetl.models.precision import POLICY
 
@@ -124,7 +125,7 @@ def _construct(name: str, weights: str | None, input_size: int) -> keras.Model:
             raise FacetlError(
                 f"cannot download the ImageNet weights of {name} ({exc}). Offline? Give a local "
                 f"file: `dvc exp run -S backbones.{name}.weights=FILE`, or `none` for random "
-                "weights; see the README"
+                "weights (docs/settings.md)"
             ) from exc
         if weights not in (None, "imagenet"):
             raise FacetlError(f"{weights}: cannot load as {name} weights ({exc})") from exc
@@ -156,5 +157,5 @@ def build_extractor(name: str, weights: str, input_size: int, preprocess: str | 
 
 
 def load_model(path: str | Path) -> keras.Model:
-    """Load a saved extractor or end-to-end model (this module registers their custom layers)."""
-    return keras.models.load_model(path)
+    """Load a saved extractor or end-to-end model (this module knows their custom layers)."""
+    return keras.models.load_model(path, custom_objects={"Temperature": Temperature})

@@ -164,8 +164,8 @@ def compiled_forward(model: keras.Model, distributed: bool = False) -> Forward:
     devices; each batch is then split across them.
     """
     if NAME == "tensorflow":
-        if distributed:  # Keras' batch predict splits each batch across the replicas
-            return model.predict_on_batch
+        if distributed:
+            return _tf_replicated_forward(model)
         import tensorflow as tf
 
         # One traced graph per batch shape; `reduce_retracing` keeps the last, smaller batch cheap.
@@ -182,6 +182,34 @@ def compiled_forward(model: keras.Model, distributed: bool = False) -> Forward:
 
         return forward
     raise _unsupported("compiled_forward")
+
+
+def _padded(batch: np.ndarray, size: int) -> np.ndarray:
+    """`batch` with zero rows appended up to `size` rows."""
+    if size <= len(batch):
+        return batch
+    return np.concatenate([batch, np.zeros((size - len(batch), *batch.shape[1:]), batch.dtype)])
+
+
+def _tf_replicated_forward(model: keras.Model) -> Forward:
+    """Each batch padded to a multiple of the replicas and split into equal shards, one per
+    replica (`strategy.run` alone, like Keras' `predict_on_batch`, hands every replica the
+    whole batch), the outputs concatenated back in order."""
+    import tensorflow as tf
+
+    strategy = model.distribute_strategy
+    replicas = strategy.num_replicas_in_sync
+    step = tf.function(lambda shards: strategy.run(lambda x: model(x, training=False),
+                                                   args=(shards,)), reduce_retracing=True)
+
+    def forward(batch: np.ndarray) -> np.ndarray:
+        shards = np.split(_padded(batch, -(-len(batch) // replicas) * replicas), replicas)
+        values = strategy.experimental_distribute_values_from_function(
+            lambda context: shards[context.replica_id_in_sync_group])
+        outputs = strategy.experimental_local_results(step(values))
+        return np.concatenate([np.asarray(output) for output in outputs])[:len(batch)]
+
+    return forward
 
 
 def _jax_forward(model: keras.Model, distributed: bool) -> Forward:
@@ -207,10 +235,7 @@ def _jax_forward(model: keras.Model, distributed: bool) -> Forward:
         count = len(batch)
         if not full:
             full.append(-(-count // replicas) * replicas)
-        size = max(full[0], -(-count // replicas) * replicas)
-        if size > count:
-            padding = np.zeros((size - count, *batch.shape[1:]), dtype=batch.dtype)
-            batch = np.concatenate([batch, padding])
+        batch = _padded(batch, max(full[0], -(-count // replicas) * replicas))
         x = jax.device_put(batch, sharding) if sharding is not None else batch
         return np.asarray(run(trainable, frozen, x))[:count]
 

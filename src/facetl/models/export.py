@@ -15,6 +15,7 @@ import keras
 from facetl.core import paths
 from facetl.core.atomic import atomic_path
 from facetl.core.errors import FacetlError
+from facetl.core.schema import validate_model_file
 from facetl.models.backbones import load_model
 
 
@@ -46,6 +47,8 @@ def save_head_model(task: str, backbone: str, head: keras.Model, meta: dict[str,
 
 
 def load_task_model(task: str, models_root: Path = Path("models")) -> tuple[keras.Model, dict]:
+    """The model in `models_root/<task>/` and its model.json, checked (one line per problem)
+    and read through the params' renames, so a model saved before a rename still loads."""
     folder = models_root / task
     model_file, meta_file = folder / "model.keras", folder / "model.json"
     if not model_file.is_file() or not meta_file.is_file():
@@ -53,4 +56,10 @@ def load_task_model(task: str, models_root: Path = Path("models")) -> tuple[kera
             f"no trained {task} model in {folder} (need model.keras and model.json); "
             f"run `dvc repro` first, or pass --models DIR"
         )
-    return load_model(model_file), json.loads(meta_file.read_text())
+    try:
+        meta = json.loads(meta_file.read_text())
+    except json.JSONDecodeError as exc:
+        raise FacetlError(f"{meta_file}: not valid JSON ({exc}); retrain the model with "
+                          "`dvc repro`") from exc
+    meta = validate_model_file(meta, str(meta_file), task.split("_")[0])
+    return load_model(model_file), meta

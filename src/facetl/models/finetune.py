@@ -18,6 +18,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from facetl.core import settings
+from facetl.models.curves import LiveCurves
 from facetl.models.precision import POLICY
 
 Augment = Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]]
@@ -149,11 +151,12 @@ def learning_rate(cfg: dict[str, Any],
 
 
 def optimizer(cfg: dict[str, Any], steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    """AdamW (`weight_decay`, default Keras' 0.004) or Adam, as `cfg["optimizer"]` says."""
+    """AdamW (with `weight_decay`) or Adam, as `cfg["optimizer"]` says: both are params, so
+    DVC sees every number the optimiser uses."""
     schedule = learning_rate(cfg, steps_per_epoch)
-    name = cfg.get("optimizer", "adamw")
+    name = cfg["optimizer"]
     if name == "adamw":
-        return keras.optimizers.AdamW(schedule, weight_decay=cfg.get("weight_decay", 0.004))
+        return keras.optimizers.AdamW(schedule, weight_decay=cfg["weight_decay"])
     if name == "adam":
         return keras.optimizers.Adam(schedule)
     raise ValueError(f"optimizer must be 'adamw' or 'adam', got {name!r}")
@@ -163,14 +166,7 @@ def callbacks(cfg: dict[str, Any], live_dir: Path | None) -> list[keras.callback
     """Early stopping that keeps the best epoch's weights, and dvclive curves when asked."""
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg["patience"],
                                          restore_best_weights=True)
-    if live_dir is None:
-        return [stop]
-    # Imported here: dvclive.keras imports tensorflow, which other Keras backends may lack.
-    from dvclive import Live
-    from dvclive.keras import DVCLiveCallback
-
-    live = Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None)
-    return [stop, DVCLiveCallback(live=live)]
+    return [stop] if live_dir is None else [stop, LiveCurves(live_dir)]
 
 
 @contextmanager
@@ -198,12 +194,12 @@ def finetune(model: keras.Model, images: np.ndarray, targets: np.ndarray, train_
     """Train `model` (unfreeze first) on the train rows, validating on the val rows.
 
     cfg: learning_rate (low, so the pretrained features are adjusted rather than destroyed),
-    epochs, batch_size, patience, loss (name or callable), and optional metrics,
-    warmup_epochs, optimizer, weight_decay and workers (data-loading threads). `precision`
+    epochs, batch_size, patience, loss (name or callable), optimizer, weight_decay, and
+    optional metrics and warmup_epochs. Data-loading threads: FACETL_WORKERS. `precision`
     (resolved: float32 | bfloat16 | float16) is the backbone's compute precision while it
     trains; float16 scales the loss so that small gradients do not underflow.
     """
-    loader = {"workers": cfg.get("workers", 1)}
+    loader = {"workers": settings.count("FACETL_WORKERS")}
     train = ImageBatches(images, targets, train_idx, cfg["batch_size"], shuffle=True, seed=seed,
                          augment=augment, **loader)
     val = ImageBatches(images, targets, val_idx, cfg["batch_size"], **loader)

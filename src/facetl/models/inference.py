@@ -36,8 +36,10 @@ def stream_predictions(files: list[str], model: keras.Model,
                        prepare: Callable[[np.ndarray], tuple[np.ndarray, Any]],
                        describe: Callable[[str, np.ndarray, Any], dict],
                        batch_size: int | None = None) -> list[dict]:
-    """`prepare(image) -> (model input, extra)` per file; `describe(file, output, extra)` per
-    prediction. A file that cannot be read gets `{"image": file, "error": why}`."""
+    """`prepare(image) -> (model inputs, extra)` per file, the inputs stacked on a first axis
+    (one or more per file: a photo may hold several faces); `describe(file, outputs, extra)`
+    per file, with that file's outputs. A file that cannot be read gets
+    `{"image": file, "error": why}`."""
     batch_size = batch_size or BATCH
     results: list[dict] = []
     progress = tqdm(total=len(files), desc="predict", unit="img", disable=len(files) <= batch_size)
@@ -54,8 +56,9 @@ def stream_predictions(files: list[str], model: keras.Model,
             inputs.append(model_input)
             extras.append(extra)
         if inputs:
-            outputs = model.predict(np.stack(inputs), verbose=0)
-            for slot, output, extra in zip(ready, outputs, extras, strict=True):
+            outputs = model.predict(np.concatenate(inputs), verbose=0)
+            per_file = np.split(outputs, np.cumsum([len(x) for x in inputs])[:-1])
+            for slot, output, extra in zip(ready, per_file, extras, strict=True):
                 results[slot] = describe(results[slot]["image"], output, extra)
         progress.update(len(batch_files))
     progress.close()

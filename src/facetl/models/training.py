@@ -10,6 +10,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from facetl.models.curves import LiveCurves
+
 
 class FeatureBatches(keras.utils.PyDataset):
     """Batches of (features, targets) for `indices`, reshuffled every epoch when training.
@@ -60,13 +62,5 @@ def fit(model: keras.Model, features: np.ndarray, targets: np.ndarray, train_idx
     train = FeatureBatches(features, targets, train_idx, cfg["batch_size"], shuffle=True,
                            seed=seed, transform=transform)
     val = FeatureBatches(features, targets, val_idx, cfg["batch_size"], transform=transform)
-    logs = []
-    if live_dir:
-        # Imported here: dvclive.keras imports tensorflow, which other Keras backends may lack.
-        from dvclive import Live
-        from dvclive.keras import DVCLiveCallback
-
-        logs = [DVCLiveCallback(live=Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False,
-                                          report=None))]
     return model.fit(train, validation_data=val, epochs=cfg["epochs"], verbose=2,
-                     callbacks=logs)
+                     callbacks=[LiveCurves(live_dir)] if live_dir else [])

@@ -12,12 +12,14 @@ import json
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import yaml
 
 from facetl.core.atomic import atomic_path
 from facetl.core.metrics import wilson_interval
+from facetl.core.schema import renamed
 from facetl.report.compare import discordant_counts, mcnemar_exact
 
 METRIC_FILES = {"gender": "metrics/gender.json", "keypoints": "metrics/keypoints.json",
@@ -39,9 +41,31 @@ class Run:
         self.label = f"{backbone} ({weights_tag(self.params, backbone)})" if backbone else self.name
 
 
+def read_params(text: str | None) -> dict:
+    """A run's params.yaml, whatever its age: old names read as their new ones (RENAMES),
+    and YAML that does not parse as a mapping reads as no params. Nothing is validated:
+    the report only labels runs with a few params, and an old run may lack them."""
+    try:
+        params = yaml.safe_load(text or "")
+    except yaml.YAMLError:
+        return {}
+    return renamed(params) if isinstance(params, dict) else {}
+
+
+def param(params: dict, dotted: str) -> Any:
+    """The value at "a.b.c", or None where the run's params lack it or have another shape."""
+    node: Any = params
+    for key in dotted.split("."):
+        if not isinstance(node, dict):
+            return None
+        node = node.get(key)
+    return node
+
+
 def weights_tag(params: dict, backbone: str) -> str:
     """`imagenet`, `none`, or a weights file's name without its folder."""
-    weights = str(params.get("backbones", {}).get(backbone, {}).get("weights", "?"))
+    weights = param(params, f"backbones.{backbone}.weights")
+    weights = "?" if weights is None else str(weights)
     return Path(weights).name.split(".")[0] if "/" in weights or "." in weights else weights
 
 
@@ -52,7 +76,7 @@ def read_run(name: str, read_text) -> Run | None:
     if not metrics:
         return None
     predictions = read_text(PREDICTIONS)
-    return Run(name, yaml.safe_load(read_text("params.yaml") or "{}") or {}, metrics,
+    return Run(name, read_params(read_text("params.yaml")), metrics,
                pd.read_csv(io.StringIO(predictions)) if predictions else None)
 
 
@@ -123,6 +147,20 @@ def paired_test(best: Run, other: Run) -> str:
     return f"{mcnemar_exact(only_best, only_other):.3g} ({only_best} vs {only_other})"
 
 
+def own_repeats(repeats: dict, gender: dict) -> dict:
+    """The run's repeated splits, or nothing when they score another model than its own.
+
+    `dvc exp run STAGE` commits files left by earlier runs too. Repeats always score frozen
+    heads: with fine-tuning off, split 0 is the very model `gender` scored; with it on, they
+    are labelled as the frozen head's figures, never shown as the fine-tuned model's.
+    """
+    if not repeats or repeats.get("backbone", gender.get("backbone")) != gender.get("backbone"):
+        return {}
+    if not gender.get("finetuned") and repeats["accuracy_values"][0] != gender.get("accuracy"):
+        return {}
+    return repeats
+
+
 def comparison_table(runs: list[Run], root: Path) -> pd.DataFrame:
     gender = [r for r in runs if "gender" in r.metrics]
     best = max(gender, key=lambda r: r.metrics["gender"]["accuracy"], default=None)
@@ -130,17 +168,16 @@ def comparison_table(runs: list[Run], root: Path) -> pd.DataFrame:
     for run in runs:
         g, k, f, rep, ood = (run.metrics.get(key, {}) for key in ("gender", "keypoints",
                                                                    "features", "repeats", "ood"))
-        # `dvc exp run STAGE` commits files left by earlier runs too: skip what is not this run's.
-        if rep and rep["accuracy_values"][0] != g.get("accuracy"):  # split 0 is this run's own
-            rep = {}
-        if k.get("backbone") and g.get("backbone") and k["backbone"] != g["backbone"]:
-            k = {}
+        rep = own_repeats(rep, g)
+        if k.get("backbone") and k["backbone"] != param(run.params, "keypoints.backbone"):
+            k = {}  # another run's keypoint model (both recipes use keypoints.backbone)
         rows.append({
             "run": run.name, "model": run.label,
-            "input": run.params.get("prepare", {}).get("gender", {}).get("input_size"),
+            "input": param(run.params, "prepare.gender.input_size"),
             "accuracy": g.get("accuracy"), "ci95": g.get("accuracy_ci95"), "auc": g.get("auc"),
             "n_test": g.get("n_test"),
-            "repeats": (f"{rep['accuracy_mean']:.3f} ± {rep['accuracy_std']:.3f} "
+            "repeats": (("frozen head: " if g.get("finetuned") else "")
+                        + f"{rep['accuracy_mean']:.3f} ± {rep['accuracy_std']:.3f} "
                         f"(K={rep['repeats']})") if rep else "",
             "mcnemar_vs_best": "best" if run is best else (paired_test(best, run) if best and g
                                                            else ""),
@@ -166,7 +203,10 @@ def markdown(table: pd.DataFrame) -> str:
              "0.05 means the data cannot tell the two apart.", "",
              "Out of distribution: the same model on photos from elsewhere (ood.gender), never "
              "used for training or selection.", "",
-             "| run | model | input | accuracy [95% CI] | AUC | n | repeated splits | "
+             "Repeated splits: the frozen head retrained on K person-grouped splits. For a "
+             "fine-tuned run they are the frozen head's figures (marked so), not the "
+             "fine-tuned model's.", "",
+             "| run | model | input | accuracy [95% CI] | AUC | n | repeated splits (mean ± sd) | "
              "McNemar vs best | out of distribution [95% CI] | NME | failure rate | "
              "features s (img/s) |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]

@@ -1,0 +1,223 @@
+"""The figure tables of docs/*.md, generated from benchmarks/results/*.json.
+
+A page marks where a table goes with two lines, `<!-- table: NAME -->` and `<!-- end table -->`;
+this script rewrites what lies between them. A figure is typed nowhere by hand: it lives in one
+results file (with the command, machine, commit and date that produced it), and
+tests/test_docs_tables.py fails when a page and its results file disagree.
+
+    python docs/tables.py           # rewrite the tables
+    python docs/tables.py --check   # exit 1 and name the stale tables
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks/results"
+MARKER = re.compile(r"(<!-- table: (\w+) -->\n)(.*?)(<!-- end table -->)", re.DOTALL)
+COMMAND = "PYTHONPATH=. python benchmarks/real_experiments.py WORKSPACE --only"
+
+# What each route of benchmarks/real_experiments.py is, for a reader; the key is the
+# experiment's name without its seed.
+ROUTES = {
+    "route-default": "default: faces aligned, frozen MobileNetV2 (torchvision ImageNet file), "
+                     "chapter head",
+    "route-probe": "frozen MobileNetV2, linear head",
+    "route-finetune-cnn-all-layers": "fine-tuned MobileNetV2 (every layer but BatchNorm), "
+                                     "linear head",
+    "route-best": "best: dlib_face descriptor, linear head",
+}
+KEYPOINT_RUNS = {
+    "kp-light-192-e30-noflip": "the default finetune recipe",
+    "kp-chapter": "the chapter's recipe",
+}
+
+
+def load(benchmark: str) -> dict[str, dict[str, Any]]:
+    path = RESULTS / f"{benchmark}.json"
+    return json.loads(path.read_text())["entries"] if path.is_file() else {}
+
+
+def percent(share: float | None) -> str:
+    return "—" if share is None else f"{100 * share:.2f}%"
+
+
+def interval(ci: list[float] | None) -> str:
+    return "" if not ci else f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
+
+
+def mean_sd(values: list[float]) -> str:
+    spread = f" ± {100 * statistics.stdev(values):.2f}" if len(values) > 1 else ""
+    return f"{100 * statistics.mean(values):.2f}{spread}"
+
+
+def seeds_cell(runs: list[dict[str, Any]], key: str) -> str:
+    """One run: its accuracy and Wilson interval; several seeds: each, then mean ± sd."""
+    metrics = [run[key] for run in runs if run[key].get("accuracy") is not None]
+    if not metrics:
+        return "—"
+    if len(metrics) == 1:
+        return percent(metrics[0]["accuracy"]) + interval(metrics[0].get("accuracy_ci95"))
+    values = [m["accuracy"] for m in metrics]
+    return (", ".join(percent(v) for v in values) + f": **{mean_sd(values)}** "
+            f"({len(values)} seeds)")
+
+
+def route_runs(entries: dict[str, dict]) -> dict[str, list[tuple[str, dict]]]:
+    """Experiments grouped by route (name without `-seedN`), in ROUTES' order."""
+    grouped: dict[str, list[tuple[str, dict]]] = {}
+    for name in sorted(entries):
+        route = re.sub(r"-seed\d+$", "", name)
+        if route in ROUTES:
+            grouped.setdefault(route, []).append((name, entries[name]))
+    return {route: grouped[route] for route in ROUTES if route in grouped}
+
+
+def provenance(entries: list[dict[str, Any]]) -> str:
+    seen = sorted({(e["provenance"]["machine"], e["provenance"]["commit"],
+                    e["provenance"]["date"]) for e in entries})
+    return "; ".join(f"{machine}, commit {commit}, {date}" for machine, commit, date in seen)
+
+
+def routes_table(results: Callable[[str], dict]) -> str:
+    entries = results("real_experiments")
+    grouped = route_runs(entries)
+    if not grouped:
+        return "No route has been measured yet: run the command below.\n"
+    lines = ["| route | CelebA test (grouped by person) | repeats: grouped splits | "
+             "gender_web (never trained on) | minutes per run | experiments |",
+             "|---|---|---|---|---|---|"]
+    for route, named in grouped.items():
+        runs = [entry["figures"] for _, entry in named]
+        repeats = [run["repeats"] for run in runs if run.get("repeats", {}).get("repeats", 1) > 1]
+        repeat_cell = "; ".join(f"{mean_sd(r['accuracy_values'])} ({r['repeats']} splits)"
+                                for r in repeats) or "—"
+        minutes = sorted(round(run["seconds"] / 60, 1) for run in runs)
+        lines.append(f"| {ROUTES[route]} | {seeds_cell(runs, 'gender')} | {repeat_cell} | "
+                     f"{seeds_cell(runs, 'gender_ood')} | "
+                     f"{', '.join(str(m) for m in minutes)} | "
+                     f"{', '.join(f'`{name}`' for name, _ in named)} |")
+    every = [entry for named in grouped.values() for _, entry in named]
+    return ("\n".join(lines) + "\n\nIntervals: Wilson 95%. Measured with "
+            f"`{COMMAND} NAME ...` on: {provenance(every)}.\n")
+
+
+def groups_cell(metrics: dict[str, Any]) -> str:
+    groups = metrics.get("by_face") or {}
+    return "; ".join(f"{group} {percent(row['accuracy'])} (n={row['n']})"
+                     for group, row in groups.items()) or "—"
+
+
+def route_groups_table(results: Callable[[str], dict]) -> str:
+    grouped = route_runs(results("real_experiments"))
+    if not grouped:
+        return "No route has been measured yet.\n"
+    lines = ["| route (first experiment) | CelebA test, per front-end group | "
+             "gender_web, per front-end group |", "|---|---|---|"]
+    for route, named in grouped.items():
+        name, entry = named[0]
+        figures = entry["figures"]
+        lines.append(f"| {ROUTES[route]} (`{name}`) | {groups_cell(figures['gender'])} | "
+                     f"{groups_cell(figures['gender_ood'])} |")
+    return "\n".join(lines) + ("\n\nGroups: `found` (HOG), `fallback` (padded HOG or the CNN "
+                               "detector), `none` (the centred square).\n")
+
+
+def keypoints_table(results: Callable[[str], dict]) -> str:
+    entries = {name: entry for name, entry in results("real_experiments").items()
+               if name in KEYPOINT_RUNS}
+    if not entries:
+        return ("No keypoint run has been measured yet: run "
+                f"`{COMMAND} {' '.join(KEYPOINT_RUNS)}`.\n")
+    lines = ["| run | NME | failure rate (NME > 10%) | pixel error | dlib's predictor, NME | "
+             "minutes |", "|---|---|---|---|---|---|"]
+    for name in KEYPOINT_RUNS:
+        if name in entries:
+            figures = entries[name]["figures"]
+            points = figures["keypoints"]
+            dlib = points.get("dlib_nme")
+            lines.append(f"| {KEYPOINT_RUNS[name]} (`{name}`) | {percent(points['nme'])} | "
+                         f"{percent(points['failure_rate'])} | {points['pixel_error']:.2f} px | "
+                         f"{percent(dlib)} | {round(figures['seconds'] / 60, 1)} |")
+    return ("\n".join(lines) + f"\n\nMeasured with `{COMMAND} NAME` on: "
+            f"{provenance(list(entries.values()))}.\n")
+
+
+def calibration_cell(metrics: dict[str, Any]) -> str:
+    if metrics.get("ece") is None:
+        return "—"
+    return f"{percent(metrics['ece'])}{interval(metrics.get('ece_ci95'))}"
+
+
+def coverage_cell(metrics: dict[str, Any]) -> str:
+    at = metrics.get("accuracy_at_coverage") or {}
+    return " / ".join(percent(at.get(share)) for share in ("0.95", "0.90")) if at else "—"
+
+
+def route_calibration_table(results: Callable[[str], dict]) -> str:
+    grouped = route_runs(results("real_experiments"))
+    if not grouped:
+        return "No route has been measured yet.\n"
+    lines = ["| route | experiment | CelebA ECE [95% CI] | CelebA Brier | CelebA accuracy at "
+             "95% / 90% coverage | gender_web ECE [95% CI] | gender_web Brier | gender_web "
+             "accuracy at 95% / 90% coverage |", "|---|---|---|---|---|---|---|---|"]
+    for route, named in grouped.items():
+        for name, entry in named:
+            gender, web = entry["figures"]["gender"], entry["figures"]["gender_ood"]
+            brier = [f"{m['brier']:.4f}" if m.get("brier") is not None else "—"
+                     for m in (gender, web)]
+            lines.append(f"| {ROUTES[route]} | `{name}` | {calibration_cell(gender)} | "
+                         f"{brier[0]} | {coverage_cell(gender)} | {calibration_cell(web)} | "
+                         f"{brier[1]} | {coverage_cell(web)} |")
+    return "\n".join(lines) + ("\n\nECE: 10 bins of the predicted class's probability over "
+                               "[0.5, 1]; its interval: 1000 bootstrap resamples of the "
+                               "photos. A dash: the run predates calibration metrics.\n")
+
+
+TABLES: dict[str, Callable[[Callable[[str], dict]], str]] = {
+    "routes": routes_table, "route_groups": route_groups_table,
+    "route_calibration": route_calibration_table, "keypoints": keypoints_table,
+}
+
+
+def render(page: str, results: Callable[[str], dict] = load) -> str:
+    """The page with every marked table regenerated; an unknown table name is an error."""
+    def table(match: re.Match) -> str:
+        name = match.group(2)
+        if name not in TABLES:
+            raise KeyError(f"unknown table {name!r} (known: {', '.join(TABLES)})")
+        return match.group(1) + TABLES[name](results) + match.group(4)
+    return MARKER.sub(table, page)
+
+
+def pages() -> list[Path]:
+    return sorted((ROOT / "docs").glob("*.md"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only report stale tables")
+    args = parser.parse_args()
+    stale = []
+    for page in pages():
+        text = page.read_text()
+        fresh = render(text)
+        if fresh != text:
+            stale.append(page.relative_to(ROOT))
+            if not args.check:
+                page.write_text(fresh)
+    if args.check and stale:
+        sys.exit(f"stale tables in {', '.join(map(str, stale))}: run python docs/tables.py")
+    print(f"{'stale' if args.check else 'rewritten'}: {[str(p) for p in stale]}")
+
+
+if __name__ == "__main__":
+    main()
