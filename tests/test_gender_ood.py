@@ -11,17 +11,15 @@ import pytest
 from facetl.core.errors import FacetlError
 from facetl.gender import ood
 from tests.synthetic import write_class_folder
-from tests.tiny_pipeline import UP_TO_EVALUATE, overridden, run_gender_stages, tiny_params
+from tests.tiny_pipeline import (
+    overridden,
+    trained_gender,
+)
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("ood")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(folder)
-        tiny_params(folder)
-        run_gender_stages(UP_TO_EVALUATE)
-    return folder
+    return trained_gender(tmp_path_factory.mktemp("ood"))
 
 
 def test_ood_source_is_scored_per_face_group_and_bad_photos_are_counted(trained, monkeypatch):

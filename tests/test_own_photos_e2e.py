@@ -81,8 +81,8 @@ def test_a_csv_of_paths_word_for_word(repo):
         for label, folder in ((0, "Female"), (1, "Male")):
             name = f"{('alice', 'bob')[label]}{person}"
             (photos / name).mkdir(parents=True, exist_ok=True)
-            for shot in range(2):
-                source = photos / folder / f"{(person * 2 + shot) % 24:03d}.png"
+            shots = sorted((photos / folder).iterdir())[2 * person:2 * person + 2]
+            for shot, source in enumerate(shots):
                 (photos / name / f"{shot:03d}.png").write_bytes(source.read_bytes())
                 rows.append(f"{name}/{shot:03d}.png,{('female', 'male')[label]},{name}")
     (photos / "labels.csv").write_text("\n".join(rows) + "\n")

@@ -8,17 +8,12 @@ import numpy as np
 import pytest
 
 from facetl import cli
-from tests.tiny_pipeline import UP_TO_EVALUATE, run_gender_stages, tiny_params
+from tests.tiny_pipeline import trained_gender
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("uncertain")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(folder)
-        tiny_params(folder)
-        run_gender_stages(UP_TO_EVALUATE)
-    return folder
+    return trained_gender(tmp_path_factory.mktemp("uncertain"))
 
 
 def predict_json(folder, monkeypatch, capsys, *flags: str) -> list[dict]:

@@ -314,3 +314,11 @@ def test_yaml_that_does_not_parse_is_one_line_with_its_place(tmp_path: Path) -> 
         load_params(tmp_path / "params.yaml")
     text = str(caught.value)
     assert "\n" not in text and "not valid YAML" in text and "line 4" in text
+
+
+def test_a_missing_keypoint_model_names_the_keypoint_pipeline(tmp_path):
+    from facetl.keypoints.predict import predict_keypoints
+
+    with pytest.raises(FacetlError) as error:
+        predict_keypoints(["face.jpg"], tmp_path)
+    assert "`dvc repro pipelines/keypoints/dvc.yaml`" in str(error.value)

@@ -57,6 +57,19 @@ def run_gender_stages(stages: tuple[Callable[[], None], ...]) -> None:
         stage()
 
 
+def trained_gender(folder: Path, overrides: dict[str, Any] | None = None) -> Path:
+    """`folder` with the tiny gender pipeline run in it up to evaluation (a trained model);
+    `overrides`: params on top of TINY."""
+    previous = Path.cwd()
+    os.chdir(folder)
+    try:
+        tiny_params(folder, overrides)
+        run_gender_stages(UP_TO_EVALUATE)
+    finally:
+        os.chdir(previous)
+    return folder
+
+
 @contextmanager
 def overridden(folder: Path, overrides: dict[str, Any]) -> Iterator[None]:
     """params.yaml with `overrides` while the block runs, then as it was."""

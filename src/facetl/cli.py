@@ -1,4 +1,4 @@
-"""Command line: `facetl predict ...` and `facetl report`."""
+"""Command line: `facetl predict ...`, `facetl export`, `facetl serve` and `facetl report`."""
 
 from __future__ import annotations
 
@@ -24,8 +24,9 @@ def predict_command(args: argparse.Namespace) -> None:
                                                                      args.all_faces)):
         if value not in (None, False) and "gender" not in tasks:
             raise FacetlError(f"{flag} applies to gender: use it with --task gender (or all)")
-    results = predict.predict(tasks, args.images, Path(args.models), args.min_confidence,
-                              args.all_faces)
+    models = args.models or ("models" if args.runtime == "keras" else f"exported/{args.runtime}")
+    results = predict.predict(tasks, args.images, Path(models), args.min_confidence,
+                              args.all_faces, runtime=args.runtime)
     if args.overlay:
         predict.write_overlays(results, Path(args.overlay))
     if args.json:
@@ -38,6 +39,20 @@ def predict_command(args: argparse.Namespace) -> None:
         print(f"error: {result['error']}", file=sys.stderr)
     if failed:
         sys.exit(1)
+
+
+def serve_command(args: argparse.Namespace) -> None:
+    from facetl.serve import serve
+
+    serve(Path(args.models), args.host, args.port, args.max_mb)
+
+
+def export_command(args: argparse.Namespace) -> None:
+    from facetl.ship.export import export
+
+    folder = export(args.task, args.format, Path(args.out or f"exported/{args.format}"),
+                    Path(args.models))
+    print(f"wrote {folder}: the network, manifest.json and MODEL_CARD.md (docs/export.md)")
 
 
 def report_command(args: argparse.Namespace) -> None:
@@ -64,8 +79,29 @@ def parser() -> argparse.ArgumentParser:
     predict.add_argument("--all-faces", action="store_true",
                          help="gender: also answer for every face found, each with its box "
                               "(the largest face still gives the photo's answer)")
-    predict.add_argument("--models", default="models", help="folder of trained models")
+    predict.add_argument("--runtime", choices=["keras", "onnx"], default="keras",
+                         help="run the network with Keras (models/) or ONNX Runtime (the "
+                              "files of `facetl export --format onnx`)")
+    predict.add_argument("--models", help="folder of trained models (default: models), or "
+                                          "with --runtime onnx of exports (exported/onnx)")
     predict.set_defaults(func=predict_command)
+    export = commands.add_parser("export", help="write the trained network as ONNX, SavedModel "
+                                                "or LiteRT, with a manifest (docs/export.md)")
+    export.add_argument("--task", choices=TASKS, default="gender")
+    export.add_argument("--format", choices=["onnx", "saved_model", "litert"], required=True)
+    export.add_argument("--out", metavar="DIR",
+                        help="folder that gets <task>/ (default: exported/<format>)")
+    export.add_argument("--models", default="models", help="folder of trained models")
+    export.set_defaults(func=export_command)
+    serve = commands.add_parser("serve", help="answer predictions over HTTP, with a page to "
+                                              "try them (docs/serve.md)")
+    serve.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (0.0.0.0: every interface)")
+    serve.add_argument("--models", default="models", help="folder of trained models")
+    serve.add_argument("--max-mb", type=float, default=20,
+                       help="largest upload in one request, in MB")
+    serve.set_defaults(func=serve_command)
     report = commands.add_parser("report", help="compare the workspace and DVC experiments")
     report.add_argument("--out", default="reports", help="folder for comparison.md and plots")
     report.set_defaults(func=report_command)

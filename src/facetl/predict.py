@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 
 from facetl.core.errors import FacetlError
-from facetl.gender.predict import predict_gender
-from facetl.keypoints.predict import predict_keypoints
-from facetl.models.inference import read_input
+from facetl.gender.predict import load_gender, predict_gender
+from facetl.keypoints.predict import load_keypoints, predict_keypoints
+from facetl.models.inference import Loader, read_input
 
-PREDICTORS = {"gender": predict_gender, "keypoints": predict_keypoints}
+LOADERS = {"gender": load_gender, "keypoints": load_keypoints}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
@@ -38,17 +38,38 @@ def expand_inputs(inputs: list[str]) -> list[str]:
     return files
 
 
+def runtime_loader(runtime: str) -> Loader | None:
+    """None for Keras (each task's own loader); else the loader of that format's exports."""
+    if runtime == "keras":
+        return None
+    from facetl.ship.runtime import exported_loader  # here: only this route needs it
+
+    return exported_loader(runtime)
+
+
+def load_models(tasks: list[str], models_root: Path,
+                runtime: str = "keras") -> dict[str, tuple]:
+    """Each task's (model, model.json), for callers that predict many times (`facetl serve`)."""
+    load = runtime_loader(runtime)
+    return {task: LOADERS[task](models_root, load) for task in tasks}
+
+
 def predict(tasks: list[str], inputs: list[str], models_root: Path,
-            min_confidence: float | None = None, all_faces: bool = False) -> list[dict]:
+            min_confidence: float | None = None, all_faces: bool = False,
+            loaded: dict[str, tuple] | None = None, runtime: str = "keras") -> list[dict]:
     """Every task's predictions merged per file; a file's error ends its entry.
 
     Gender only: below `min_confidence` the answer is "uncertain"; `all_faces` adds every face
-    found, with its box."""
+    found, with its box. `loaded`: models from `load_models` (the others load from
+    `models_root`). `runtime`: onnx runs the networks `facetl export` wrote in
+    `models_root/<task>/`, behind the same front end."""
     if min_confidence is not None and not 0.5 <= min_confidence <= 1:
         raise FacetlError(f"--min-confidence {min_confidence}: expected a probability from 0.5 "
                           "(answer every photo) to 1 (answer none)")
-    predictors = PREDICTORS | {"gender": partial(predict_gender, min_confidence=min_confidence,
-                                                 all_faces=all_faces)}
+    loaded = loaded or ({} if runtime == "keras" else load_models(tasks, models_root, runtime))
+    predictors = {"gender": partial(predict_gender, min_confidence=min_confidence,
+                                    all_faces=all_faces, loaded=loaded.get("gender")),
+                  "keypoints": partial(predict_keypoints, loaded=loaded.get("keypoints"))}
     files = expand_inputs(inputs)
     merged: list[dict] = [{} for _ in files]
     for task in tasks:

@@ -575,10 +575,11 @@ def renamed(data: dict) -> dict:
     return data
 
 
-def validate_model_file(meta: Any, where: str, task: str) -> dict:
+def validate_model_file(meta: Any, where: str, task: str, made_by: str = "dvc repro") -> dict:
     """A `task` model's model.json read through RENAMES and checked against what inference
-    needs of it; returns the renamed dict, or raises one line per problem."""
-    fix = "; retrain the model with `dvc repro`"
+    needs of it; returns the renamed dict, or raises one line per problem (`made_by`: the
+    command that retrains it)."""
+    fix = f"; retrain the model with `{made_by}`"
     if not isinstance(meta, dict):
         raise FacetlError(f"{where}: expected a JSON object{fix}")
     meta = renamed(meta)

@@ -5,28 +5,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from facetl.core.errors import FacetlError
 from facetl.data.images import resize_square
 from facetl.faces.detect import check_settings, face_crops
 from facetl.models.export import load_task_model
-from facetl.models.inference import stream_predictions
+from facetl.models.inference import Loader, stream_predictions
 
 UNCERTAIN = "uncertain"  # the answer below --min-confidence
 
 
-def predict_gender(files: list[str], models_root: Path = Path("models"),
-                   min_confidence: float | None = None, all_faces: bool = False) -> list[dict]:
-    """One dict per file, in order: gender, p_<positive class>, and what the front end did.
-
-    `face` is found (HOG), fallback (padded HOG or CNN), none (centred square) or off (trained
-    without alignment); `faces` is how many faces it saw. Unreadable files get an `error` entry.
-    With `min_confidence`, a photo whose calibrated probability of the answer is below it gets
-    the answer "uncertain" (its probability still given). With `all_faces`, the largest face
-    answers as always and `all_faces` lists every face found, each with its box.
-    """
-    model, meta = load_task_model("gender", models_root)
+def load_gender(models_root: Path = Path("models"),
+                load: Loader | None = None) -> tuple[keras.Model, dict]:
+    """The gender model and its model.json, its face settings checked against this front end
+    (loaded once by a caller that predicts many times: `facetl serve`). `load`: another
+    runtime's loader (`facetl predict --runtime onnx`) in place of the Keras model's."""
+    model, meta = (load or load_task_model)("gender", models_root)
     faces = meta.get("faces", {"align": False})
     if faces["align"]:
         try:
@@ -35,6 +31,23 @@ def predict_gender(files: list[str], models_root: Path = Path("models"),
             raise FacetlError(f"{models_root / 'gender' / 'model.json'}: the model's `faces` "
                               f"settings do not fit this front end ({exc}); retrain it with "
                               f"`dvc repro`") from exc
+    return model, meta
+
+
+def predict_gender(files: list[str], models_root: Path = Path("models"),
+                   min_confidence: float | None = None, all_faces: bool = False,
+                   loaded: tuple[keras.Model, dict] | None = None) -> list[dict]:
+    """One dict per file, in order: gender, p_<positive class>, and what the front end did.
+
+    `face` is found (HOG), fallback (padded HOG or CNN), none (centred square) or off (trained
+    without alignment); `faces` is how many faces it saw. Unreadable files get an `error` entry.
+    With `min_confidence`, a photo whose calibrated probability of the answer is below it gets
+    the answer "uncertain" (its probability still given). With `all_faces`, the largest face
+    answers as always and `all_faces` lists every face found, each with its box. `loaded`:
+    what `load_gender` returned, else the model is loaded from `models_root`.
+    """
+    model, meta = loaded or load_gender(models_root)
+    faces = meta.get("faces", {"align": False})
     negative, positive = meta["classes"]
 
     def prepare(image: np.ndarray):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from facetl.core.errors import FacetlError
@@ -19,11 +20,23 @@ from facetl.keypoints import losses  # noqa: F401  registers WingLoss: saved mod
 from facetl.keypoints.locate import locate_with_meta
 from facetl.models import inference
 from facetl.models.export import load_task_model
-from facetl.models.inference import chunks, read_input, stream_predictions
+from facetl.models.inference import Loader, chunks, read_input, stream_predictions
+
+PIPELINE = "dvc repro pipelines/keypoints/dvc.yaml"  # the command that trains the model
 
 
-def predict_keypoints(files: list[str], models_root: Path = Path("models")) -> list[dict]:
-    model, meta = load_task_model("keypoints", models_root)
+def load_keypoints(models_root: Path = Path("models"),
+                   load: Loader | None = None) -> tuple[keras.Model, dict]:
+    """`load`: another runtime's loader (`facetl predict --runtime onnx`), else Keras'."""
+    if load is not None:
+        return load("keypoints", models_root)
+    return load_task_model("keypoints", models_root, PIPELINE)
+
+
+def predict_keypoints(files: list[str], models_root: Path = Path("models"),
+                      loaded: tuple[keras.Model, dict] | None = None) -> list[dict]:
+    """`loaded`: what `load_keypoints` returned, else the model is loaded from `models_root`."""
+    model, meta = loaded or load_keypoints(models_root)
     if meta.get("recipe") == "finetune":
         return predict_on_faces(files, model, meta)
 

@@ -54,7 +54,9 @@ class Temperature(keras.layers.Layer):
         if self.on_logits:
             return ops.cast(p, "float32") / self.temperature
         p = ops.clip(ops.cast(p, "float32"), EPSILON, 1 - EPSILON)
-        return ops.sigmoid((ops.log(p) - ops.log1p(-p)) / self.temperature)
+        # log(1 - p), not log1p(-p): ONNX has no Log1p (tf2onnx writes a model ONNX Runtime
+        # refuses); 1 - p is exact for p >= 0.5 (Sterbenz), within float32 rounding below
+        return ops.sigmoid((ops.log(p) - ops.log(1.0 - p)) / self.temperature)
 
     def get_config(self) -> dict[str, Any]:
         return super().get_config() | {"temperature": self.temperature}

@@ -46,20 +46,22 @@ def save_head_model(task: str, backbone: str, head: keras.Model, meta: dict[str,
                     {"task": task, "backbone": backbone} | meta)
 
 
-def load_task_model(task: str, models_root: Path = Path("models")) -> tuple[keras.Model, dict]:
+def load_task_model(task: str, models_root: Path = Path("models"),
+                    made_by: str = "dvc repro") -> tuple[keras.Model, dict]:
     """The model in `models_root/<task>/` and its model.json, checked (one line per problem)
-    and read through the params' renames, so a model saved before a rename still loads."""
+    and read through the params' renames, so a model saved before a rename still loads.
+    `made_by`: the command that trains it, for the error when it is missing."""
     folder = models_root / task
     model_file, meta_file = folder / "model.keras", folder / "model.json"
     if not model_file.is_file() or not meta_file.is_file():
         raise FacetlError(
             f"no trained {task} model in {folder} (need model.keras and model.json); "
-            f"run `dvc repro` first, or pass --models DIR"
+            f"run `{made_by}` first, or pass --models DIR"
         )
     try:
         meta = json.loads(meta_file.read_text())
     except json.JSONDecodeError as exc:
         raise FacetlError(f"{meta_file}: not valid JSON ({exc}); retrain the model with "
-                          "`dvc repro`") from exc
-    meta = validate_model_file(meta, str(meta_file), task.split("_")[0])
+                          f"`{made_by}`") from exc
+    meta = validate_model_file(meta, str(meta_file), task.split("_")[0], made_by)
     return load_model(model_file), meta

@@ -5,9 +5,9 @@ file alone, so one bad photo never loses the others' predictions."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
-import keras
 import numpy as np
 from tqdm import tqdm
 
@@ -15,6 +15,16 @@ from facetl.core.errors import FacetlError
 from facetl.data.images import ImageDecodeError, read_image
 
 BATCH = 32
+
+
+class Network(Protocol):
+    """What inference calls of a model: Keras' `predict`, which an exported file's runner
+    (facetl.ship.runtime) also offers, so one front end serves every runtime."""
+
+    def predict(self, x: Any, batch_size: int | None = None, verbose: Any = "auto") -> Any: ...
+
+
+Loader = Callable[[str, Path], tuple[Network, dict]]  # (task, models root) -> model, model.json
 
 
 def read_input(file: str) -> np.ndarray:
@@ -32,7 +42,7 @@ def chunks(files: list[str], size: int) -> Iterator[list[str]]:
         yield files[start:start + size]
 
 
-def stream_predictions(files: list[str], model: keras.Model,
+def stream_predictions(files: list[str], model: Network,
                        prepare: Callable[[np.ndarray], tuple[np.ndarray, Any]],
                        describe: Callable[[str, np.ndarray, Any], dict],
                        batch_size: int | None = None) -> list[dict]:

@@ -1,0 +1,207 @@
+"""`facetl serve`: the trained models behind HTTP, and a page to try them.
+
+`POST /predict` takes one or more photos (multipart field `image`) and answers with the JSON of
+`facetl predict --json`, from the same code: each upload is checked from its bytes and header
+alone (empty, not an image, too many pixels, over the size limit: a 4xx with the reason), then
+the photos are written to a temporary folder and go through `facetl.predict.predict` with the
+models loaded once, at start. `GET /` is a page that draws the answers over the photos;
+`GET /healthz` says which models are loaded.
+
+Flask on waitress: inference is blocking CPU work (Keras, dlib) that gains nothing from an
+event loop; waitress (pure Python, no dependencies, Linux, macOS and Windows) reads each whole
+request before a worker thread sees it, so slow clients hold no worker, and it and Flask both
+refuse a body over the limit before it is parsed. One prediction runs at a time (a lock):
+neither Keras's `predict` nor dlib's detectors promise to be safe from several threads, and one
+prediction already uses the cores TensorFlow has; the other requests wait their turn.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import threading
+import warnings
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+
+from facetl import predict
+from facetl.core.errors import FacetlError
+
+TASKS = tuple(predict.LOADERS)
+MAX_FILES = 32  # photos in one request
+MULTIPART_SLACK = 64 * 1024  # boundaries and part headers on top of the photos' bytes
+TRUE, FALSE = {"1", "true", "yes", "on"}, {"", "0", "false", "no", "off"}
+# Photo formats only: PIL also opens EPS (through Ghostscript), PSD, ICNS..., attack surface
+# an upload has no need of. (JPEG's opener also reads the MPO files of many cameras.)
+FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
+Image.init()  # registers every plugin: `Image.open(formats=...)` knows only those registered
+
+
+class BadRequest(Exception):
+    """An upload or a query the service refuses: its HTTP status and the reason, one line."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+def check_upload(name: str, data: bytes) -> None:
+    """Refuse, from the bytes and the image header alone (no pixel decoded yet), an upload that
+    predict could not read or that would fill memory once decoded."""
+    if not data:
+        raise BadRequest(400, f"{name}: empty file")
+    try:
+        with warnings.catch_warnings():  # the pixel count is checked below, with a reason
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=FORMATS) as image:
+                width, height = image.size
+    except Image.DecompressionBombError as exc:
+        raise BadRequest(413, f"{name}: {exc}") from exc
+    except UnidentifiedImageError as exc:
+        raise BadRequest(415, f"{name}: not an image in an accepted format (JPEG, PNG, WebP, "
+                              "BMP, GIF, TIFF)") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise BadRequest(400, f"{name}: cannot read the image header ({exc})") from exc
+    if width * height > Image.MAX_IMAGE_PIXELS:
+        raise BadRequest(413, f"{name}: {width} x {height} pixels is over the limit of "
+                              f"{Image.MAX_IMAGE_PIXELS:,} (a decompression bomb?)")
+
+
+def parse_flag(name: str, value: str) -> bool:
+    if value.lower() not in TRUE | FALSE:
+        raise BadRequest(400, f"{name}={value}: expected 1 or 0 (true or false)")
+    return value.lower() in TRUE
+
+
+class Service:
+    """The models, loaded once, and the answer to one request's photos."""
+
+    def __init__(self, models_root: Path) -> None:
+        self.models_root = models_root
+        present = [task for task in TASKS if (models_root / task / "model.keras").is_file()]
+        if not present:
+            raise FacetlError(f"no trained model in {models_root} (need {models_root}/gender or "
+                              f"{models_root}/keypoints); run `dvc repro` first, or pass "
+                              "--models DIR")
+        self.loaded = predict.load_models(present, models_root)
+        self.lock = threading.Lock()
+
+    def options(self, query: dict[str, str]) -> tuple[list[str], float | None, bool]:
+        """The query flags `task`, `min_confidence`, `all_faces` (as `facetl predict`'s)."""
+        unknown = set(query) - {"task", "min_confidence", "all_faces"}
+        if unknown:
+            raise BadRequest(400, f"unknown query parameter {sorted(unknown)[0]!r}: expected "
+                                  "task, min_confidence, all_faces")
+        task = query.get("task", "gender")
+        if task not in (*TASKS, "all"):
+            raise BadRequest(400, f"task={task}: expected one of {', '.join(TASKS)}, all")
+        tasks = list(self.loaded) if task == "all" else [task]
+        if tasks[0] not in self.loaded:
+            raise BadRequest(400, f"task={task}: no {task} model is loaded (none in "
+                                  f"{self.models_root / task} when the server started)")
+        try:
+            min_confidence = (float(query["min_confidence"]) if "min_confidence" in query
+                              else None)
+        except ValueError as exc:
+            raise BadRequest(400, f"min_confidence={query['min_confidence']}: expected a "
+                                  "number from 0.5 to 1") from exc
+        all_faces = parse_flag("all_faces", query.get("all_faces", ""))
+        if (min_confidence is not None or all_faces) and "gender" not in tasks:
+            raise BadRequest(400, "min_confidence and all_faces apply to gender: use them with "
+                                  "task=gender (or all)")
+        return tasks, min_confidence, all_faces
+
+    def answer(self, uploads: list[tuple[str, bytes]], query: dict[str, str]) -> list[dict]:
+        """`facetl predict --json`'s entries for the uploads, each named by its file name."""
+        tasks, min_confidence, all_faces = self.options(query)
+        if not uploads:
+            raise BadRequest(400, "no photo: send one or more files in the multipart field "
+                                  "'image'")
+        if len(uploads) > MAX_FILES:
+            raise BadRequest(413, f"{len(uploads)} photos in one request: at most {MAX_FILES}")
+        for name, data in uploads:
+            check_upload(name, data)
+        with tempfile.TemporaryDirectory(prefix="facetl-serve-") as folder:
+            files = [str(Path(folder) / str(number)) for number in range(len(uploads))]
+            for file, (_, data) in zip(files, uploads, strict=True):
+                Path(file).write_bytes(data)
+            with self.lock:
+                try:
+                    results = predict.predict(tasks, files, self.models_root, min_confidence,
+                                              all_faces, loaded=self.loaded)
+                except FacetlError as exc:
+                    raise BadRequest(400, str(exc)) from exc
+        for result, file, (name, _) in zip(results, files, uploads, strict=True):
+            result["image"] = name
+            if "error" in result:  # passed the header check, failed to decode (truncated...)
+                raise BadRequest(422, result["error"].replace(file, name))
+        return results
+
+
+def create_app(service: Service, max_bytes: int) -> Any:
+    """The Flask application answering with `service`; uploads limited to `max_bytes` in all."""
+    from flask import Flask, jsonify, request
+    from werkzeug.exceptions import HTTPException
+
+    app = Flask(__name__, static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = max_bytes + MULTIPART_SLACK
+    page = resources.files("facetl").joinpath("static/index.html").read_bytes()
+
+    @app.get("/")
+    def index():
+        return page, 200, {"Content-Type": "text/html; charset=utf-8"}
+
+    @app.get("/healthz")
+    def healthz():
+        return jsonify(status="ok", tasks=list(service.loaded))
+
+    @app.post("/predict")
+    def predict_route():
+        uploads = [(upload.filename or f"upload-{number}", upload.read())
+                   for number, upload in enumerate(request.files.getlist("image"))]
+        return jsonify(service.answer(uploads, dict(request.args)))
+
+    @app.errorhandler(BadRequest)
+    def refused(exc: BadRequest):
+        return jsonify(error=str(exc)), exc.status
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        reason = exc.description
+        if exc.code == 413:
+            reason = (f"upload over the limit of {max_bytes:,} bytes (start the server with a "
+                      "larger --max-mb)")
+        return jsonify(error=reason), exc.code
+
+    return app
+
+
+def make_server(app: Any, host: str, port: int, max_bytes: int, threads: int = 8) -> Any:
+    """A waitress server for `app` (not started: `.run()`); port 0 picks a free one
+    (`.effective_port`). A body over the limit gets Flask's 413 with the reason; one over four
+    times it, waitress's own 413 as it reads, before it buffers the rest."""
+    from waitress import create_server
+
+    return create_server(app, host=host, port=port, threads=threads,
+                         max_request_body_size=4 * max_bytes + MULTIPART_SLACK,
+                         clear_untrusted_proxy_headers=True)
+
+
+def serve(models_root: Path, host: str, port: int, max_mb: float) -> None:
+    """Load the models, print the address, serve until interrupted."""
+    try:
+        import flask  # noqa: F401
+        import waitress  # noqa: F401
+    except ImportError as exc:
+        raise FacetlError(f"facetl serve needs {exc.name}: pip install 'facetl[serve]'") from exc
+    if max_mb <= 0:
+        raise FacetlError(f"--max-mb {max_mb}: expected a size in MB above 0")
+    max_bytes = int(max_mb * 1024 * 1024)
+    service = Service(models_root)
+    server = make_server(create_app(service, max_bytes), host, port, max_bytes)
+    print(f"facetl serve: http://{host}:{server.effective_port}/ (models: "
+          f"{', '.join(service.loaded)}; Ctrl-C stops it)", flush=True)
+    server.run()
