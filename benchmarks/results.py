@@ -48,13 +48,14 @@ def provenance() -> dict[str, str]:
             "commit": commit(), "date": datetime.date.today().isoformat()}
 
 
-def record(benchmark: str, key: str, figures: dict[str, Any]) -> Path:
+def record(benchmark: str, key: str, figures: dict[str, Any], folder: Path = RESULTS) -> Path:
     """Store `figures` as entry `key` of benchmarks/results/<benchmark>.json with its provenance;
-    other entries stay, so rerunning one experiment replaces only its own figures."""
-    path = RESULTS / f"{benchmark}.json"
+    other entries stay, so rerunning one experiment replaces only its own figures. `folder`:
+    another results folder (a test's own)."""
+    path = folder / f"{benchmark}.json"
     entries = json.loads(path.read_text())["entries"] if path.is_file() else {}
     entries[key] = {"provenance": provenance(), "figures": figures}
-    RESULTS.mkdir(exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"benchmark": benchmark, "entries": entries}, indent=1,
                               sort_keys=True) + "\n")
@@ -62,6 +63,6 @@ def record(benchmark: str, key: str, figures: dict[str, Any]) -> Path:
     return path
 
 
-def load(benchmark: str) -> dict[str, dict[str, Any]]:
-    path = RESULTS / f"{benchmark}.json"
+def load(benchmark: str, folder: Path = RESULTS) -> dict[str, dict[str, Any]]:
+    path = folder / f"{benchmark}.json"
     return json.loads(path.read_text())["entries"] if path.is_file() else {}

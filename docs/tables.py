@@ -182,9 +182,46 @@ def route_calibration_table(results: Callable[[str], dict]) -> str:
                                "photos. A dash: the run predates calibration metrics.\n")
 
 
+LATENCY_COMMAND = ("PYTHONPATH=. python benchmarks/latency.py --models models "
+                   "--runtime keras onnx")
+LATENCY_STEPS = ("decode", "detection", "alignment", "network", "total")
+
+
+def latency_route(route: dict[str, Any]) -> str:
+    """A measured model in words: what its latency depends on."""
+    reduced = [policy for policy in route["precision"] if policy != "float32"]
+    faces = "faces aligned" if route["align"] else "no face front end"
+    return (f"{route['backbone']}, {route['head']} head, "
+            f"{'fine-tuned' if route['finetuned'] else 'frozen'}, {route['input_size']} px, "
+            f"{faces}" + (f", computes in {', '.join(reduced)}" if reduced else ""))
+
+
+def latency_cell(step: dict[str, float] | None) -> str:
+    return "—" if step is None else f"{step['p50_ms']:.1f} / {step['p95_ms']:.1f}"
+
+
+def latency_table(results: Callable[[str], dict]) -> str:
+    entries = results("latency")
+    if not entries:
+        return f"Latency not measured yet: run `{LATENCY_COMMAND}`.\n"
+    lines = ["| route | runtime | photos | decode | face detection | alignment | network | "
+             "total |", "|---|---|---|---|---|---|---|---|"]
+    for name in sorted(entries):
+        figures = entries[name]["figures"]
+        notes = {"network": f" ({figures['network_note']})" if "network_note" in figures else ""}
+        cells = [latency_cell(figures["steps"][step]) + notes.get(step, "")
+                 for step in LATENCY_STEPS]
+        lines.append(f"| {latency_route(figures['route'])} (`{name}`) | {figures['runtime']} | "
+                     f"{figures['photos']} | {' | '.join(cells)} |")
+    return ("\n".join(lines) + "\n\nMilliseconds per photo, p50 / p95, one photo at a time. "
+            "A dash: the step does not run for that model. Measured with "
+            f"`{LATENCY_COMMAND}` on: {provenance(list(entries.values()))}.\n")
+
+
 TABLES: dict[str, Callable[[Callable[[str], dict]], str]] = {
     "routes": routes_table, "route_groups": route_groups_table,
     "route_calibration": route_calibration_table, "keypoints": keypoints_table,
+    "latency": latency_table,
 }
 
 

@@ -72,3 +72,43 @@ def test_the_calibration_table_shows_ece_brier_and_coverage_of_both_sets():
     row = next(line for line in fresh.splitlines() if line.startswith("| best"))
     assert "| 1.23% [0.8, 2.0] | 0.0500 | 93.00% / 95.50% |" in row
     assert row.endswith("| — | — | — |")  # gender_web has no calibration figures here
+
+
+def latency_entry(backbone: str, align: bool, steps: dict, **figures) -> dict:
+    return {"provenance": RUN["provenance"],
+            "figures": {"route": {"backbone": backbone, "head": "linear", "finetuned": False,
+                                  "input_size": 150, "align": align, "precision": ["float32"]},
+                        "runtime": "onnx", "photos": 200, "steps": steps, **figures}}
+
+
+def test_the_latency_table_shows_each_steps_p50_and_p95_per_route_and_runtime():
+    def step(p50: float, p95: float) -> dict:
+        return {"p50_ms": p50, "p95_ms": p95, "mean_ms": p50}
+
+    aligned = latency_entry("dlib_face", True, {
+        "decode": step(4.04, 9.96), "detection": step(31.23, 140.27), "alignment": step(6.5, 7.0),
+        "network": step(12.0, 15.11), "total": step(55.0, 170.26)},
+        network_note="dlib's descriptor")
+    aligned["figures"]["route"] |= {"finetuned": True, "precision": ["float32", "mixed_bf16"]}
+    plain = latency_entry("vgg16", False, {
+        "decode": step(1.0, 2.0), "detection": None, "alignment": step(0.2, 0.3),
+        "network": step(80.0, 95.0), "total": step(82.0, 98.0)})
+    fresh = tables.render("<!-- table: latency -->\n<!-- end table -->",
+                          lambda name: {"best-onnx": aligned, "vgg-onnx": plain}
+                          if name == "latency" else {})
+    rows = [line for line in fresh.splitlines() if line.startswith("| dlib_face")
+            or line.startswith("| vgg16")]
+    assert rows == [
+        "| dlib_face, linear head, fine-tuned, 150 px, faces aligned, computes in mixed_bf16 "
+        "(`best-onnx`) | onnx | 200 | 4.0 / 10.0 | 31.2 / 140.3 | 6.5 / 7.0 | "
+        "12.0 / 15.1 (dlib's descriptor) | 55.0 / 170.3 |",
+        "| vgg16, linear head, frozen, 150 px, no face front end (`vgg-onnx`) | onnx | 200 | "
+        "1.0 / 2.0 | — | 0.2 / 0.3 | 80.0 / 95.0 | 82.0 / 98.0 |"]
+    assert "cpu X, commit abc, 2026-01-01" in fresh
+    assert "benchmarks/latency.py" in fresh
+
+
+def test_the_latency_table_says_not_measured_yet_without_a_results_file():
+    fresh = tables.render("<!-- table: latency -->\n<!-- end table -->", lambda name: {})
+    assert "not measured yet" in fresh and "benchmarks/latency.py" in fresh
+    assert "|" not in fresh

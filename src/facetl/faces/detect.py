@@ -191,6 +191,13 @@ def detect(image: np.ndarray, settings: Mapping[str, Any]) -> tuple[str, list[Bo
     return "none", []
 
 
+def chosen_boxes(image: np.ndarray, boxes: list[Box], every_face: bool = False) -> list[Box]:
+    """The boxes to align, largest first: the largest alone (every one with `every_face`), or
+    the centred square when none was found."""
+    return sorted(boxes, key=area, reverse=True)[:None if every_face else 1] or [
+        centre_square(image)]
+
+
 def face_crops(image: np.ndarray, settings: Mapping[str, Any],
                every_face: bool = False) -> list[FaceCrop]:
     """The photo's aligned largest face, or with `every_face` each face found, largest first
@@ -200,9 +207,8 @@ def face_crops(image: np.ndarray, settings: Mapping[str, Any],
         return [FaceCrop(image, "off")]
     image = np.ascontiguousarray(image)
     status, boxes = detect(image, settings)
-    chosen = sorted(boxes, key=area, reverse=True)[:None if every_face else 1]
     return [FaceCrop(align(image, box, settings["crop_size"], settings["margin"]), status,
-                     len(boxes), box) for box in chosen or [centre_square(image)]]
+                     len(boxes), box) for box in chosen_boxes(image, boxes, every_face)]
 
 
 def face_crop(image: np.ndarray, settings: Mapping[str, Any]) -> FaceCrop:
