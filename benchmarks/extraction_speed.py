@@ -9,6 +9,10 @@ effective GFLOP/s (from the model's multiply-adds) and peak RSS. Weights are ran
 (`none`): speed does not depend on their values.
 
     PYTHONPATH=. python benchmarks/extraction_speed.py [--backbones ...] [--sizes 224 300]
+        [--results-dir DIR]
+
+Records benchmarks/results/extraction_speed.json, one entry per row,
+`<backbone>-<size>-<method>` (method: chapter_loop, stage_float32, stage_bfloat16).
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks.results import add_results_dir, record
 
 
 def model_flops(model) -> float:
@@ -111,6 +117,7 @@ def main() -> None:
     parser.add_argument("--reduced", choices=["bfloat16", "float16"], default="bfloat16",
                         help="the reduced precision to time (float16: GPUs)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    add_results_dir(parser)
     args = parser.parse_args()
     if args.child:
         method, backbone, size, count = args.child.split(",")
@@ -129,10 +136,14 @@ def main() -> None:
                     capture_output=True, text=True, check=True)
                 row = json.loads(child.stdout.strip().splitlines()[-1])
                 baseline = baseline or row["img_per_s"]
+                row |= {"batch": args.batch, "x_chapter_loop": row["img_per_s"] / baseline}
                 print(f"| {backbone} @ {size} | {method} | {row['ran_in']} | "
                       f"{row['img_per_s']:.1f} | "
-                      f"{row['img_per_s'] / baseline:.1f}x | {row['gflop_per_s']:.0f} | "
+                      f"{row['x_chapter_loop']:.1f}x | {row['gflop_per_s']:.0f} | "
                       f"{row['peak_rss_mb']:.0f} |", flush=True)
+                path = record("extraction_speed", f"{backbone}-{size}-{method}", row,
+                              args.results_dir)
+    print(f"recorded in {path}")
 
 
 if __name__ == "__main__":

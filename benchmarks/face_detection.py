@@ -13,7 +13,11 @@ Detections and descriptors are cached under --cache (default /tmp/facetl_face_de
 rerun only computes what is new; detection times are those measured when first computed.
 
     PYTHONPATH=. nice -n 10 .venv/bin/python benchmarks/face_detection.py [--limit N] [--out PATH]
-        [--variants a,b,...] [--data DIR] [--cache DIR]
+        [--variants a,b,...] [--data DIR] [--cache DIR] [--results-dir DIR]
+
+Besides --out (every chain in one file), records benchmarks/results/face_detection.json, one
+entry per chain (`<chain>`, or `<chain>-n<N>` for a --limit N sample): its summary, its rows
+and the run's settings.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from tqdm import tqdm
 
+from benchmarks.results import add_results_dir, record
 from benchmarks.shared_data import SHARED
 from facetl.faces.detect import resized
 
@@ -361,6 +366,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("/tmp/face_detection.json"))
     parser.add_argument("--limit", type=int, default=0, help="photos per dataset (0: all)")
     parser.add_argument("--variants", default="", help="comma-separated prefixes, e.g. a,b2")
+    add_results_dir(parser)
     args = parser.parse_args()
     cv2.setNumThreads(1)
     wanted = [v for v in args.variants.split(",") if v]
@@ -431,13 +437,20 @@ def main() -> None:
         print(pd.DataFrame(summary).round(3).to_string(index=False))
     wall = time.perf_counter() - started
     print(f"\nwall time {wall:.0f} s; descriptor+landmarks cost not included in ms columns")
-    args.out.write_text(json.dumps({
-        "config": {"limit": args.limit, "seed": SEED, "c_grid": C_GRID, "chip": CHIP,
-                   "chains": {k: [s.key for s in v] for k, v in chains.items()},
-                   "celeba_train": int(len(train_idx)), "celeba_test": int(len(test_idx)),
-                   "web": int(len(web)), "wall_s": wall},
-        "rows": rows, "summary": summary}, indent=1, default=float).replace("NaN", "null"))
+    config = {"limit": args.limit, "seed": SEED, "c_grid": C_GRID, "chip": CHIP,
+              "chains": {k: [s.key for s in v] for k, v in chains.items()},
+              "celeba_train": int(len(train_idx)), "celeba_test": int(len(test_idx)),
+              "web": int(len(web)), "wall_s": wall}
+    args.out.write_text(json.dumps({"config": config, "rows": rows, "summary": summary},
+                                   indent=1, default=float).replace("NaN", "null"))
     print(f"wrote {args.out}")
+    settings = {k: v for k, v in config.items() if k != "chains"}
+    for chain in summary:
+        variant = chain["variant"]
+        figures = {"summary": chain, "rows": [r for r in rows if r["variant"] == variant],
+                   "stages": config["chains"][variant], "config": settings}
+        key = variant + (f"-n{args.limit}" if args.limit else "")
+        print(f"recorded {key} in {record('face_detection', key, figures, args.results_dir)}")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,10 @@ Found photos keep the aligned chip in the crop variants, so only the missed phot
     flip+group  `flip` plus a 0/1 feature saying HOG missed the face: a bias for that group
 
     PYTHONPATH=. nice -n 10 .venv/bin/python benchmarks/fallback_group.py [--limit N]
-        [--cache DIR]
+        [--cache DIR] [--results-dir DIR]
+
+Records benchmarks/results/fallback_group.json, one entry per variant (`<variant>`, or
+`<variant>-n<N>` for the first N photos of each source).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from tqdm import tqdm
 
+from benchmarks.results import add_results_dir, record
 from benchmarks.shared_data import CELEBA, GENDER_WEB, MOBILENET
 from facetl.core.metrics import accuracy_by_group, group_row
 from facetl.core.params import load_params
@@ -148,6 +152,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, help="first N photos of each source (a quick try)")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/facetl_fallback_group"))
+    add_results_dir(parser)
     args = parser.parse_args()
     faces = load_params(Path(__file__).resolve().parents[1] / "params.yaml")["faces"]
     args.cache.mkdir(parents=True, exist_ok=True)
@@ -159,7 +164,11 @@ def main() -> None:
             describe_source(labels, root / "images", faces).to_pickle(cached)
         tables[name] = with_group_feature(pd.read_pickle(cached))
     for variant in VARIANTS:
-        print(json.dumps(score(tables["celeba"], tables["web"], variant)), flush=True)
+        scores = score(tables["celeba"], tables["web"], variant)
+        print(json.dumps(scores), flush=True)
+        key = variant + (f"-n{args.limit}" if args.limit else "")
+        record("fallback_group", key, scores | {"limit": args.limit}, args.results_dir)
+    print(f"recorded in {args.results_dir / 'fallback_group.json'}")
 
 
 if __name__ == "__main__":

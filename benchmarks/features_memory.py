@@ -5,6 +5,10 @@ prepared array holds N random 224x224 images; peak RSS comes from the kernel (wa
 Flat memory means the N=4000 peak stays within ~10% of the N=1000 one.
 
     PYTHONPATH=. python benchmarks/features_memory.py [--sizes 1000 4000] [--backbone mobilenet_v2]
+        [--input-size 224] [--results-dir DIR]
+
+Records benchmarks/results/features_memory.json, entry `<backbone>-<input size>`: each N's peak
+RSS and wall time, and the last N's peak over the first's.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 from numpy.lib.format import open_memmap
+
+from benchmarks.results import add_results_dir, record
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -56,15 +62,20 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 4000])
     parser.add_argument("--backbone", default="mobilenet_v2")
     parser.add_argument("--input-size", type=int, default=224)
+    add_results_dir(parser)
     args = parser.parse_args()
-    peaks = {}
+    runs = []
     for count in args.sizes:
         with tempfile.TemporaryDirectory() as tmp:
             cwd = workspace(Path(tmp), count, args.input_size, args.backbone)
-            peaks[count], seconds = peak_rss_mb(cwd)
-            print(f"N={count}: peak RSS {peaks[count]:.0f} MB, {seconds:.0f} s", flush=True)
-    first, last = args.sizes[0], args.sizes[-1]
-    print(f"peak RSS N={last} / N={first}: {peaks[last] / peaks[first]:.3f}")
+            peak, seconds = peak_rss_mb(cwd)
+            runs.append({"images": count, "peak_rss_mb": peak, "seconds": seconds})
+            print(f"N={count}: peak RSS {peak:.0f} MB, {seconds:.0f} s", flush=True)
+    ratio = runs[-1]["peak_rss_mb"] / runs[0]["peak_rss_mb"]
+    print(f"peak RSS N={args.sizes[-1]} / N={args.sizes[0]}: {ratio:.3f}")
+    path = record("features_memory", f"{args.backbone}-{args.input_size}",
+                  {"runs": runs, "peak_ratio_last_over_first": ratio}, args.results_dir)
+    print(f"recorded in {path}")
 
 
 if __name__ == "__main__":

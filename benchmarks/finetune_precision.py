@@ -7,7 +7,9 @@ ratios compare like with like. `finetune.*.precision: auto` picks from what this
 float32 on CPUs where bfloat16 is slower for the backbone, mixed precision on a GPU.
 
     PYTHONPATH=. python benchmarks/finetune_precision.py [--backbones mobilenet_v2 vgg16]
-        [--size 160] [--steps 8] [--precisions float32 bfloat16]
+        [--size 160] [--steps 8] [--precisions float32 bfloat16] [--results-dir DIR]
+
+Records benchmarks/results/finetune_precision.json, one entry per `<backbone>-<size>-<precision>`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import time
 import keras
 import numpy as np
 
+from benchmarks.results import add_results_dir, record
 from facetl.models.backbones import build_extractor
 from facetl.models.export import end_to_end
 from facetl.models.finetune import backbone_precision, optimizer, unfreeze_top
@@ -35,7 +38,10 @@ class StepTimes(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self.start)
 
 
-def step_seconds(name: str, size: int, steps: int, precision: str, batch: int = 32) -> float:
+BATCH = 32
+
+
+def step_seconds(name: str, size: int, steps: int, precision: str, batch: int = BATCH) -> float:
     """Median seconds of a training step, the first two (tracing, kernel set-up) left out."""
     keras.utils.set_random_seed(0)
     extractor = build_extractor(name, "none", size)
@@ -64,14 +70,21 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=160)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--precisions", nargs="+", default=["float32", "bfloat16"])
+    add_results_dir(parser)
     args = parser.parse_args()
+    first = args.precisions[0]
     for name in args.backbones:
         base = None
         for precision in args.precisions:
             seconds = step_seconds(name, args.size, args.steps, precision)
             base = base or seconds
-            print(f"{name} {args.size}px {precision}: {seconds:.3f} s per step of 32 "
-                  f"({base / seconds:.2f}x float32's speed)", flush=True)
+            print(f"{name} {args.size}px {precision}: {seconds:.3f} s per step of {BATCH} "
+                  f"({base / seconds:.2f}x {first}'s speed)", flush=True)
+            figures = {"step_seconds": seconds, "batch": BATCH, "steps": args.steps,
+                       "speed_relative": base / seconds, "relative_to": first}
+            path = record("finetune_precision", f"{name}-{args.size}-{precision}", figures,
+                          args.results_dir)
+    print(f"recorded in {path}")
 
 
 if __name__ == "__main__":

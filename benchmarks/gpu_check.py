@@ -18,7 +18,8 @@ scipy, h5py, opencv, pandas) but no TensorFlow, no keras and no network. Two ste
    TensorFlow features of the same images; (2) trains the chapter head on MobileNetV2 features
    a few epochs, and fine-tunes the end-to-end model one epoch with the pipeline's trainer
    (`facetl.models.finetune.finetune`) with params.yaml's gender settings, printing images/s;
-   (3) writes every figure to `OUT_DIR/gpu_check.json`.
+   (3) writes every figure to `OUT_DIR/gpu_check.json`, which `gpu_check_record.py` records
+   back here in benchmarks/results/gpu_check.json.
 
 facetl is imported from this repository's src/; nothing needs tensorflow, dvc or dvclive.
 """
@@ -426,7 +427,8 @@ def check(args: argparse.Namespace) -> None:
     log(f"wrote {out / 'gpu_check.json'} after {report['seconds']} s")
 
 
-def main() -> None:
+def command_line() -> argparse.ArgumentParser:
+    """The command line; gpu_check_record.py reads its defaults to rebuild a run's command."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", help="folder for gpu_check.json (required to check)")
     parser.add_argument("--backend", choices=["jax", "torch"], default="jax")
@@ -452,6 +454,11 @@ def main() -> None:
     parser.add_argument("--no-training", action="store_true")
     parser.add_argument("--no-reference", action="store_true")
     parser.add_argument("--no-install", action="store_true", help="use the installed keras")
+    return parser
+
+
+def main() -> None:
+    parser = command_line()
     args = parser.parse_args()
     if args.make_reference:
         use_backend("tensorflow")

@@ -12,6 +12,8 @@
 #    features of the same images (reference.npz, reference.json): gpu_check.py --make-reference.
 # Then carry the folder along (`carry: ["build/gpu_check"]`) and run, on the GPU machine:
 #     python3 benchmarks/gpu_check.py --out OUT_DIR [--backend jax|torch]
+# and, back here, record its figures in benchmarks/results/gpu_check.json:
+#     PYTHONPATH=. python benchmarks/gpu_check_record.py OUT_DIR/gpu_check.json
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FOLDER=${1:-build/gpu_check}

@@ -9,6 +9,9 @@ differ only in `features.precision` and share the same grouped splits and head s
 - keypoints NME and its relative difference.
 
     PYTHONPATH=. python benchmarks/precision_agreement.py WORKSPACE [--reduced NAME] [--full NAME]
+        [--results-dir DIR]
+
+Records benchmarks/results/precision_agreement.json, entry `<reduced>-vs-<full>`.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 import dvc.api
 import numpy as np
 
+from benchmarks.results import add_results_dir, record
 from facetl.report.report import experiment_commits, experiment_runs
 
 
@@ -43,6 +47,7 @@ def main() -> None:
     parser.add_argument("workspace", type=Path)
     parser.add_argument("--reduced", default="hed-224", help="experiment in bfloat16/float16")
     parser.add_argument("--full", default="hed-224-fp32", help="the same in float32")
+    add_results_dir(parser)
     args = parser.parse_args()
     runs = {run.name: run for run in experiment_runs(args.workspace)}
     commits = dict(experiment_commits(args.workspace))
@@ -52,22 +57,28 @@ def main() -> None:
                          "real_experiments.py --only hed-224 hed-224-fp32 first")
     reduced, full = runs[args.reduced], runs[args.full]
     backbone = full.params["backbone"]
+    figures = {"backbone": backbone, "features": {}}
     for task in ("gender", "keypoints"):
         features = [cached_features(args.workspace, commits[name], task, backbone)
                     for name in (args.reduced, args.full)]
-        print(json.dumps({"task": task, "features": feature_agreement(*features)}))
+        figures["features"][task] = feature_agreement(*features)
+        print(json.dumps({"task": task, "features": figures["features"][task]}))
     reduced_acc = np.array(reduced.metrics["repeats"]["accuracy_values"])
     full_acc = np.array(full.metrics["repeats"]["accuracy_values"])
     difference = 100 * (reduced_acc - full_acc)
     reduced_nme, full_nme = (run.metrics["keypoints"]["nme"] for run in (reduced, full))
-    print(json.dumps({
+    heads = {
         "gender_accuracy": {args.reduced: reduced_acc.tolist(), args.full: full_acc.tolist(),
                             "difference_points": difference.round(2).tolist(),
                             "mean_difference_points": round(float(difference.mean()), 2),
                             "std_difference_points": round(float(difference.std(ddof=1)), 2)},
         "keypoints_nme": {args.reduced: reduced_nme, args.full: full_nme,
                           "relative_difference": round((reduced_nme - full_nme) / full_nme, 4)},
-    }))
+    }
+    print(json.dumps(heads))
+    path = record("precision_agreement", f"{args.reduced}-vs-{args.full}", figures | heads,
+                  args.results_dir)
+    print(f"recorded in {path}")
 
 
 if __name__ == "__main__":

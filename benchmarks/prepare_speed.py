@@ -2,7 +2,11 @@
 
 Uses the shared CelebA photos when present (`../shared`), else synthetic JPEGs.
 
-    PYTHONPATH=. python benchmarks/prepare_speed.py [--size 300] [--images 4000]
+    PYTHONPATH=. python benchmarks/prepare_speed.py [--size 300] [--images 4000] [--repeats 3]
+        [--results-dir DIR]
+
+Records benchmarks/results/prepare_speed.json, entry `<size>px`: images/s of each repeat with
+one worker and with every core.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from benchmarks.results import add_results_dir, record
 from benchmarks.shared_data import CELEBA
 from facetl.data.prepare import decode_all
 
@@ -40,15 +45,25 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=300)
     parser.add_argument("--images", type=int, default=4000)
     parser.add_argument("--repeats", type=int, default=3)
+    add_results_dir(parser)
     args = parser.parse_args()
+    rates: dict[int, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         files = photo_files(args.images, Path(tmp))
+        photos = "synthetic" if files[0].is_relative_to(tmp) else PHOTOS.parent.name
         out = np.empty((len(files), args.size, args.size, 3), dtype=np.uint8)
         for workers in sorted({1, os.cpu_count() or 1}) * args.repeats:
             start = time.perf_counter()
             decode_all(files, args.size, out, workers)
             seconds = time.perf_counter() - start
+            rates.setdefault(workers, []).append(len(files) / seconds)
             print(f"workers={workers}: {len(files) / seconds:.0f} img/s", flush=True)
+    figures = {"images": len(files), "photos": photos,
+               "by_workers": [{"workers": workers, "images_per_s": values,
+                               "median_images_per_s": float(np.median(values))}
+                              for workers, values in rates.items()]}
+    path = record("prepare_speed", f"{args.size}px", figures, args.results_dir)
+    print(f"recorded in {path}")
 
 
 if __name__ == "__main__":

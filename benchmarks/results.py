@@ -4,8 +4,10 @@ from it (docs/tables.py) and checked against it (tests/test_docs_tables.py)."""
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
+import math
 import os
 import platform
 import subprocess
@@ -16,7 +18,7 @@ from typing import Any
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def machine() -> str:
+def cpu_machine() -> str:
     """The CPU model as `lscpu` names it, with the instruction sets that decide conv speed."""
     try:
         lines = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
@@ -43,24 +45,49 @@ def commit() -> str:
     return head + ("+changes" if dirty.strip() else "")
 
 
-def provenance() -> dict[str, str]:
-    return {"command": " ".join(["python", *sys.argv]), "machine": machine(),
-            "commit": commit(), "date": datetime.date.today().isoformat()}
+def provenance(machine: str | None = None, command: str | None = None) -> dict[str, str]:
+    """Where figures come from; `machine` and `command` name another machine's run (a GPU's)
+    when the figures were measured there and are recorded here."""
+    return {"command": command or " ".join(["python", *sys.argv]),
+            "machine": machine or cpu_machine(), "commit": commit(),
+            "date": datetime.date.today().isoformat()}
 
 
-def record(benchmark: str, key: str, figures: dict[str, Any], folder: Path = RESULTS) -> Path:
+def plain(value: Any) -> Any:
+    """`value` as strict JSON can hold it: numpy scalars and arrays as Python numbers and lists,
+    tuples as lists, NaN and infinities as null (a group with no photo has no accuracy)."""
+    if isinstance(value, dict):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    if hasattr(value, "tolist"):  # numpy scalar or array
+        return plain(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def record(benchmark: str, key: str, figures: dict[str, Any], folder: Path = RESULTS, *,
+           machine: str | None = None, command: str | None = None) -> Path:
     """Store `figures` as entry `key` of benchmarks/results/<benchmark>.json with its provenance;
     other entries stay, so rerunning one experiment replaces only its own figures. `folder`:
-    another results folder (a test's own)."""
+    another results folder (a test's own, a smoke run's); `machine`, `command`: the run's own
+    where it ran elsewhere (default: this CPU as lscpu names it, this process's command)."""
     path = folder / f"{benchmark}.json"
     entries = json.loads(path.read_text())["entries"] if path.is_file() else {}
-    entries[key] = {"provenance": provenance(), "figures": figures}
+    entries[key] = {"provenance": provenance(machine, command), "figures": plain(figures)}
     folder.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"benchmark": benchmark, "entries": entries}, indent=1,
-                              sort_keys=True) + "\n")
+                              sort_keys=True, allow_nan=False) + "\n")
     tmp.replace(path)
     return path
+
+
+def add_results_dir(parser: argparse.ArgumentParser) -> None:
+    """The `--results-dir` option of every recording benchmark: a smoke run writes elsewhere."""
+    parser.add_argument("--results-dir", type=Path, default=RESULTS,
+                        help="folder of the results files (default: benchmarks/results)")
 
 
 def load(benchmark: str, folder: Path = RESULTS) -> dict[str, dict[str, Any]]:

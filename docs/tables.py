@@ -112,8 +112,9 @@ def routes_table(results: Callable[[str], dict]) -> str:
 
 def groups_cell(metrics: dict[str, Any]) -> str:
     groups = metrics.get("by_face") or {}
-    return "; ".join(f"{group} {percent(row['accuracy'])} (n={row['n']})"
-                     for group, row in groups.items()) or "—"
+    return "; ".join(f"{group} {percent(row['accuracy'])} (n={row['n']}"
+                     + (f", ECE {percent(row['ece'])}" if row.get("ece") is not None else "")
+                     + ")" for group, row in groups.items()) or "—"
 
 
 def route_groups_table(results: Callable[[str], dict]) -> str:
@@ -179,7 +180,9 @@ def route_calibration_table(results: Callable[[str], dict]) -> str:
                          f"{brier[1]} | {coverage_cell(web)} |")
     return "\n".join(lines) + ("\n\nECE: 10 bins of the predicted class's probability over "
                                "[0.5, 1]; its interval: 1000 bootstrap resamples of the "
-                               "photos. A dash: the run predates calibration metrics.\n")
+                               "photos (ECE is biased upwards on a resample, so the point "
+                               "sits low in it). A dash: the run predates calibration "
+                               "metrics.\n")
 
 
 LATENCY_COMMAND = ("PYTHONPATH=. python benchmarks/latency.py --models models "
