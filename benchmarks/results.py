@@ -10,12 +10,16 @@ import json
 import math
 import os
 import platform
+import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
+REPO = RESULTS.parents[1]
+SHARED = REPO.parent / "shared"  # the research data beside the repository (never committed)
+ABSOLUTE_PATH = re.compile(r"(?<![\w.:/>])/[^\s'\",:;]+")
 
 
 def cpu_machine() -> str:
@@ -53,9 +57,20 @@ def provenance(machine: str | None = None, command: str | None = None) -> dict[s
             "date": datetime.date.today().isoformat()}
 
 
+def portable_path(match: re.Match) -> str:
+    """A path as the project may speak of it: the shared data as `../shared/...`, the
+    repository's own files relative to it, anything else (a scratch folder) as `<tmp>/name`."""
+    path = Path(match.group(0))
+    for root, shown in ((SHARED, "../shared"), (REPO, ".")):
+        if path == root or root in path.parents:
+            return str(Path(shown) / path.relative_to(root))
+    return f"<tmp>/{path.name}"
+
+
 def plain(value: Any) -> Any:
     """`value` as strict JSON can hold it: numpy scalars and arrays as Python numbers and lists,
-    tuples as lists, NaN and infinities as null (a group with no photo has no accuracy)."""
+    tuples as lists, NaN and infinities as null (a group with no photo has no accuracy), and
+    no machine's own paths (results files are committed)."""
     if isinstance(value, dict):
         return {str(key): plain(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
@@ -64,6 +79,8 @@ def plain(value: Any) -> Any:
         return plain(value.tolist())
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    if isinstance(value, str):
+        return ABSOLUTE_PATH.sub(portable_path, value)
     return value
 
 
@@ -75,7 +92,7 @@ def record(benchmark: str, key: str, figures: dict[str, Any], folder: Path = RES
     where it ran elsewhere (default: this CPU as lscpu names it, this process's command)."""
     path = folder / f"{benchmark}.json"
     entries = json.loads(path.read_text())["entries"] if path.is_file() else {}
-    entries[key] = {"provenance": provenance(machine, command), "figures": plain(figures)}
+    entries[key] = plain({"provenance": provenance(machine, command), "figures": figures})
     folder.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"benchmark": benchmark, "entries": entries}, indent=1,

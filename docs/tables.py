@@ -221,10 +221,28 @@ def latency_table(results: Callable[[str], dict]) -> str:
             f"`{LATENCY_COMMAND}` on: {provenance(list(entries.values()))}.\n")
 
 
+def export_parity_table(results: Callable[[str], dict]) -> str:
+    entries = results("export_parity")
+    if not entries:
+        return ("Parity not measured yet: run "
+                "`PYTHONPATH=. python benchmarks/export_parity.py --n 300`.\n")
+    lines = ["| model / format | photos | same label | largest \\|Δp\\| | 99th percentile "
+             "\\|Δp\\| | within 1e-4 | file MB |", "|---|---|---|---|---|---|---|"]
+    for name in sorted(entries):
+        f = entries[name]["figures"]
+        lines.append(f"| `{name}` | {f['photos']} | {f['same_label']} | {f['max_abs_dp']:.1e} | "
+                     f"{f['p99_abs_dp']:.1e} | {'yes' if f['within_tolerance'] else 'no'} | "
+                     f"{f['file_mb']:.1f} |")
+    return ("\n".join(lines) + "\n\nΔp: the exported file's `p_male` minus the float32 Keras "
+            "model's, on the same crops. Measured with "
+            "`PYTHONPATH=. python benchmarks/export_parity.py --n 300` on: "
+            f"{provenance(list(entries.values()))}.\n")
+
+
 TABLES: dict[str, Callable[[Callable[[str], dict]], str]] = {
     "routes": routes_table, "route_groups": route_groups_table,
     "route_calibration": route_calibration_table, "keypoints": keypoints_table,
-    "latency": latency_table,
+    "latency": latency_table, "export_parity": export_parity_table,
 }
 
 

@@ -112,3 +112,12 @@ def test_the_latency_table_says_not_measured_yet_without_a_results_file():
     fresh = tables.render("<!-- table: latency -->\n<!-- end table -->", lambda name: {})
     assert "not measured yet" in fresh and "benchmarks/latency.py" in fresh
     assert "|" not in fresh
+
+
+def test_the_export_parity_table_shows_each_formats_agreement():
+    entry = {"provenance": RUN["provenance"], "figures": {
+        "photos": 300, "same_label": 300, "max_abs_dp": 2.2e-4, "p99_abs_dp": 1.7e-4,
+        "within_tolerance": False, "file_mb": 35.03}}
+    fresh = tables.render("<!-- table: export_parity -->\n<!-- end table -->",
+                          lambda name: {"mobilenet_v2/onnx": entry})
+    assert "| `mobilenet_v2/onnx` | 300 | 300 | 2.2e-04 | 1.7e-04 | no | 35.0 |" in fresh

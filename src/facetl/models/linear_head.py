@@ -66,17 +66,22 @@ def folds(labels: np.ndarray, groups: np.ndarray | None, n_folds: int, seed: int
 
 def linear_head(feature_shape: tuple[int, ...], mean: np.ndarray, scale: np.ndarray,
                 coef: np.ndarray, intercept: float) -> keras.Model:
-    """Pool -> (x - mean) / scale -> sigmoid(w.x + b), holding a fitted logistic regression."""
+    """Pool -> sigmoid(w.(x - mean) / scale + b), holding a fitted logistic regression.
+
+    The standardisation is folded into the Dense layer's weights (w / scale, and b less
+    w.mean / scale): the same function, in weights every exporter carries (a Normalization
+    layer's constants became missing inputs of the ONNX file)."""
     inputs = keras.Input(feature_shape, name="features")
     x = inputs
     if len(feature_shape) > 1:
         x = layers.Reshape((-1, feature_shape[-1]), name="positions")(x)
         x = layers.GlobalAveragePooling1D(name="pool")(x)
-    x = layers.Normalization(mean=mean, variance=np.square(scale), name="standardise")(x)
     output = layers.Dense(1, activation="sigmoid", dtype="float32", name="output")
     head = keras.Model(inputs, output(x), name="linear_head")
-    output.kernel.assign(coef.reshape(-1, 1).astype("float32"))
-    output.bias.assign(np.array([intercept], dtype="float32"))
+    weights = np.asarray(coef, dtype="float64").reshape(-1) / np.asarray(scale, dtype="float64")
+    output.kernel.assign(weights.reshape(-1, 1).astype("float32"))
+    output.bias.assign(np.array([intercept - weights @ np.asarray(mean, dtype="float64")],
+                                dtype="float32"))
     return head
 
 
