@@ -22,7 +22,7 @@ from facetl.core.paths import model_dir
 from facetl.data.images import read_image, resize_square
 from facetl.faces.dlib_models import PACKAGED
 from facetl.models.backbones import build_extractor, load_model
-from facetl.models.calibration import Temperature, temperature_layers
+from facetl.models.calibration import temperature_layers, with_temperature
 from facetl.models.export import end_to_end, save_task_model
 from facetl.models.linear_head import linear_head
 from facetl.ship.card import model_card
@@ -259,7 +259,7 @@ def test_a_dlib_face_model_exports_its_head_and_facetl_runs_the_descriptor(
     rng = np.random.default_rng(0)
     linear = linear_head((128,), rng.normal(0, 0.1, 128), rng.uniform(0.05, 0.2, 128),
                          rng.normal(0, 0.3, 128), 0.1)
-    head = keras.Model(linear.inputs, Temperature(2.0)(linear.outputs[0]))
+    head = with_temperature(linear, 2.0)
     save_task_model("gender", end_to_end(extractor, head, "gender_dlib_face"), head,
                     {"task": "gender", "backbone": "dlib_face", "classes": ["female", "male"],
                      "faces": load_params(REPO / "params.yaml")["faces"] | {"align": False}})

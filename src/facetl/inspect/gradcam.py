@@ -44,8 +44,11 @@ def gradcam(model: keras.Model, path: LayerPath, images: np.ndarray,
     """
     if method not in METHODS:
         raise FacetlError(f"activations.gradcam_method must be one of {METHODS}, got {method!r}")
+    # The score is the logit: a calibrated model's Temperature passes logit / T on while
+    # `outputs_logit` is set; an uncalibrated one's sigmoid output layer turns linear.
+    temperatures = temperature_layers(model)
     layer = output_layer(model)
-    if getattr(layer, "activation", None) is not keras.activations.sigmoid:
+    if not temperatures and getattr(layer, "activation", None) is not keras.activations.sigmoid:
         raise FacetlError(f"Grad-CAM here explains one-unit sigmoid models; {model.name}'s "
                           f"output layer {layer.name!r} is not one")
     tap = intermediate_model(model, path, with_output=True)
@@ -56,16 +59,17 @@ def gradcam(model: keras.Model, path: LayerPath, images: np.ndarray,
     def score(output):  # the logit of whichever class the model predicts
         return ops.abs(ops.cast(output[:, 0], "float32"))
 
-    temperatures = temperature_layers(model)
-    layer.activation = keras.activations.linear
-    for temperature in temperatures:  # the calibrated logit flows out, not a probability
-        temperature.on_logits = True
+    activation = layer.activation
+    if not temperatures:
+        layer.activation = keras.activations.linear
+    for temperature in temperatures:
+        temperature.outputs_logit = True
     try:
         feature_map, output, gradients = layer_gradients(tap, target, images, score)
     finally:
-        layer.activation = keras.activations.sigmoid
+        layer.activation = activation
         for temperature in temperatures:
-            temperature.on_logits = False
+            temperature.outputs_logit = False
     logit = ops.cast(output[:, 0], "float32")
     gradients = ops.cast(gradients, "float32")
     if method == "gradcam":

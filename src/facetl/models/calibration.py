@@ -40,32 +40,25 @@ def fit_temperature(p_positive: np.ndarray, labels: np.ndarray) -> float:
 
 @keras.saving.register_keras_serializable(package="facetl")
 class Temperature(keras.layers.Layer):
-    """p -> sigmoid(logit(p) / temperature), on a probability output.
+    """logit -> sigmoid(logit / temperature): the model's last layer, after its output Dense
+    (whose own activation is then linear). On the logit, not on the probability: a round trip
+    through the sigmoid loses the tail of the logit in float32, and runtimes lose it
+    differently (ONNX Runtime's answers drifted from Keras' by more than 1e-4).
 
-    `on_logits` (not saved) is for Grad-CAM, which needs the score before the sigmoid: while
-    the layer before gives logits, this layer passes logit / temperature on."""
+    `outputs_logit` (not saved) is for Grad-CAM, which wants the score before the sigmoid:
+    while it is set, the layer passes logit / temperature on."""
 
     def __init__(self, temperature: float = 1.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.temperature = float(temperature)
-        self.on_logits = False
+        self.outputs_logit = False
 
-    def call(self, p: Any) -> Any:
-        if self.on_logits:
-            return ops.cast(p, "float32") / self.temperature
-        p = ops.clip(ops.cast(p, "float32"), EPSILON, 1 - EPSILON)
-        # log(1 - p), not log1p(-p): ONNX has no Log1p (tf2onnx writes a model ONNX Runtime
-        # refuses); 1 - p is exact for p >= 0.5 (Sterbenz), within float32 rounding below
-        return ops.sigmoid((ops.log(p) - ops.log(1.0 - p)) / self.temperature)
+    def call(self, logit: Any) -> Any:
+        scaled = ops.cast(logit, "float32") / self.temperature
+        return scaled if self.outputs_logit else ops.sigmoid(scaled)
 
     def get_config(self) -> dict[str, Any]:
         return super().get_config() | {"temperature": self.temperature}
-
-
-def temperature_of(model: keras.Model) -> float:
-    """The model's temperature: 1 for a model never calibrated."""
-    last = model.layers[-1]
-    return last.temperature if isinstance(last, Temperature) else 1.0
 
 
 def temperature_layers(model: keras.Model) -> list[Temperature]:
@@ -79,21 +72,37 @@ def temperature_layers(model: keras.Model) -> list[Temperature]:
     return found
 
 
+def temperature_of(model: keras.Model) -> float:
+    """The model's temperature (a nested head's): 1 for a model never calibrated."""
+    layers = temperature_layers(model)
+    return layers[0].temperature if layers else 1.0
+
+
 def uncalibrated(model: keras.Model) -> keras.Model:
-    """`model` with every Temperature inside it (a nested head's too) set to 1, before it
-    trains again: the loss then sees the raw probabilities, as the head's training did."""
+    """`model` with its temperature set to 1, before it trains again: the loss then sees the
+    raw probabilities, as the head's training did. (Set before the model is compiled or
+    called: a traced graph keeps the value it was traced with.)"""
     for layer in temperature_layers(model):
         layer.temperature = 1.0
     return model
 
 
 def with_temperature(model: keras.Model, temperature: float) -> keras.Model:
-    """`model` ending in a Temperature layer with this T (the uncalibrated output kept
-    underneath, so recalibrating replaces the old T instead of stacking on it)."""
-    last = model.layers[-1]
-    raw = last.input if isinstance(last, Temperature) else model.outputs[0]
-    return keras.Model(model.inputs, Temperature(temperature, name="temperature")(raw),
-                       name=model.name)
+    """`model` calibrated with this T. A model with a Temperature layer (a nested head's
+    too) gets the new value; one without gets the layer: its output Dense (sigmoid) turns
+    linear and the Temperature after it applies sigmoid(logit / T)."""
+    layers = temperature_layers(model)
+    for layer in layers:
+        layer.temperature = float(temperature)
+    if layers:
+        return model
+    output = model.layers[-1]
+    if getattr(output, "activation", None) is not keras.activations.sigmoid:
+        raise ValueError(f"{model.name}: calibration needs a sigmoid output layer, "
+                         f"found {output.name!r}")
+    output.activation = keras.activations.linear
+    return keras.Model(model.inputs, Temperature(temperature, name="temperature")(
+        model.outputs[0]), name=model.name)
 
 
 def calibrate(model: keras.Model, p_val: np.ndarray, labels_val: np.ndarray) -> keras.Model:
