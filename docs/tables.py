@@ -110,6 +110,22 @@ def routes_table(results: Callable[[str], dict]) -> str:
             f"`{COMMAND} NAME ...` on: {provenance(every)}.\n")
 
 
+def headline_table(results: Callable[[str], dict]) -> str:
+    """The README's summary: each route's accuracy and calibration, seeds averaged."""
+    grouped = route_runs(results("real_experiments"))
+    if not grouped:
+        return "No route has been measured yet.\n"
+    lines = ["| route | CelebA test | gender_web | gender_web ECE |", "|---|---|---|---|"]
+    for route, named in grouped.items():
+        runs = [entry["figures"] for _, entry in named]
+        eces = [run["gender_ood"]["ece"] for run in runs if run["gender_ood"].get("ece")]
+        lines.append(f"| {ROUTES[route]} | {seeds_cell(runs, 'gender')} | "
+                     f"{seeds_cell(runs, 'gender_ood')} | "
+                     f"{mean_sd(eces) + '%' if eces else '—'} |")
+    every = [entry for named in grouped.values() for _, entry in named]
+    return "\n".join(lines) + f"\n\nMeasured on: {provenance(every)}.\n"
+
+
 def groups_cell(metrics: dict[str, Any]) -> str:
     groups = metrics.get("by_face") or {}
     return "; ".join(f"{group} {percent(row['accuracy'])} (n={row['n']}"
@@ -243,6 +259,7 @@ TABLES: dict[str, Callable[[Callable[[str], dict]], str]] = {
     "routes": routes_table, "route_groups": route_groups_table,
     "route_calibration": route_calibration_table, "keypoints": keypoints_table,
     "latency": latency_table, "export_parity": export_parity_table,
+    "headline": headline_table,
 }
 
 
@@ -257,7 +274,7 @@ def render(page: str, results: Callable[[str], dict] = load) -> str:
 
 
 def pages() -> list[Path]:
-    return sorted((ROOT / "docs").glob("*.md"))
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
 def main() -> None:

@@ -121,3 +121,13 @@ def test_the_export_parity_table_shows_each_formats_agreement():
     fresh = tables.render("<!-- table: export_parity -->\n<!-- end table -->",
                           lambda name: {"mobilenet_v2/onnx": entry})
     assert "| `mobilenet_v2/onnx` | 300 | 300 | 2.2e-04 | 1.7e-04 | no | 35.0 |" in fresh
+
+
+def test_the_readme_headline_averages_the_seeds_ece():
+    first, second = json.loads(json.dumps(RUN)), json.loads(json.dumps(RUN))
+    first["figures"]["gender_ood"]["ece"], second["figures"]["gender_ood"]["ece"] = 0.02, 0.03
+    fresh = tables.render("<!-- table: headline -->\n<!-- end table -->",
+                          lambda name: {"route-default-seed1": first,
+                                        "route-default-seed2": second})
+    row = next(line for line in fresh.splitlines() if line.startswith("| default"))
+    assert row.endswith("| 2.50 ± 0.71% |")  # mean 2.5, sample sd of (2, 3) = 0.71
