@@ -21,6 +21,7 @@ import os
 import queue
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -112,8 +113,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000)
     args = parser.parse_args()
     photo = args.image.read_bytes() if args.image else astronaut_jpeg()
-    log = Path("serve_memory.log").resolve()
-    with running_server(args.models, log) as (url, pid):
+    with tempfile.TemporaryDirectory() as scratch, \
+            running_server(args.models, Path(scratch) / "serve.log") as (url, pid):
         figures = rss_after(url, pid, photo, [10, args.requests])
     first, last = figures["rss_mb_after_10"], figures[f"rss_mb_after_{args.requests}"]
     figures |= {"growth": round(last / first - 1, 4), "clients": CLIENTS,
