@@ -46,7 +46,7 @@ from benchmarks.shared_data import CELEBA, GENDER_WEB, MOBILENET
 from facetl.core.metrics import accuracy_by_group, group_row
 from facetl.core.params import load_params
 from facetl.data.images import read_image
-from facetl.faces.detect import centre_square, detect, landmarks, largest
+from facetl.faces.detect import chosen_boxes, detect, landmarks
 from facetl.faces.dlib_models import PACKAGED, recognition_model
 from facetl.models.backbones import build_extractor
 from facetl.models.dlib_face import CHIP_SIZE
@@ -101,7 +101,7 @@ def describe_source(labels: pd.DataFrame, images: Path, faces: dict) -> pd.DataF
     for _, row in tqdm(labels.iterrows(), total=len(labels), desc=images.parent.name):
         image = read_image(images / row["filename"])
         status, boxes = detect(image, faces)
-        box = largest(boxes) if boxes else centre_square(image)
+        [box] = chosen_boxes(image, boxes)
         chip_details = dlib.get_face_chip_details(landmarks(image, box), CHIP_SIZE,
                                                   faces["margin"])
         chip = dlib.extract_image_chip(image, chip_details)
