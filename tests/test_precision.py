@@ -1,14 +1,20 @@
-"""resolve_precision on pretend hardware (the probes are replaced, bypassing their cache)."""
+"""Precision choice on pretend hardware (the probes are replaced, bypassing their cache), and
+training in mixed precision."""
 
 from __future__ import annotations
 
 import warnings
+from unittest import mock
 
+import keras
+import numpy as np
 import pytest
 
 from facetl.core.errors import FacetlError
-from facetl.models import precision
+from facetl.models import precision, training
+from facetl.models.heads import chapter_head
 from facetl.models.precision import resolve_precision
+from facetl.models.training import fit
 
 BF16_CPU = frozenset({"avx512f", "avx512_bf16"})
 AMX_CPU = frozenset({"avx512f", "avx512_bf16", "amx_bf16"})  # AMX CPUs have both
@@ -81,3 +87,52 @@ def test_unsupported_request_falls_back_with_one_warning(hardware, flags, gpu, r
         assert resolve_precision(requested, "avx512_bf16") == "float32"
     assert len(caught) == 1
     assert requested in str(caught[0].message) and "float32" in str(caught[0].message)
+
+
+# --- the networks trained on cached features or from scratch --------------------------------
+
+
+@pytest.mark.parametrize(("flags", "network", "expected"), [
+    (BF16_CPU, "chapter_head", "bfloat16"),  # measured: ~1.8x with AVX512-BF16
+    (BF16_CPU, "scratch_cnn", "bfloat16"),
+    (BF16_CPU, "keypoint_head", "float32"),  # measured: slower in bf16 (too little work)
+    (OLD_CPU, "chapter_head", "float32"),
+])
+def test_auto_for_trained_networks_follows_the_measured_table(hardware, flags, network,
+                                                              expected):
+    hardware(flags)
+    assert precision.trained_precision("auto", network, "train.gender.precision") == expected
+
+
+class ComputeDtypes(keras.callbacks.Callback):
+    """Each layer's compute dtype while a training batch runs."""
+
+    def on_train_batch_begin(self, batch, logs=None) -> None:
+        self.seen = {layer.name: layer.compute_dtype for layer in self.model.layers}
+
+
+@pytest.mark.backend
+def test_a_head_trains_in_bfloat16_and_is_saved_in_float32(tmp_path):
+    """During fit every layer but the output computes in bf16; the trained head is float32
+    again, and it has learned the separable task (bf16 did not break training)."""
+    rng = np.random.default_rng(0)
+    labels = np.arange(200) % 2
+    features = rng.normal(0, 1, (200, 4, 4, 8)).astype("float32")
+    features[:, :2, :, :] += 2.0 * labels[:, None, None, None]  # class 1: bright top half
+    head = chapter_head((4, 4, 8), 1, 1, "sigmoid", float(features.max()), 0.0)
+    dtypes = ComputeDtypes()
+    # fit's one callback is the curve logger: it stands in for it here
+    with mock.patch.object(training, "LiveCurves", lambda folder: dtypes):
+        fit(head, features, labels.astype("float32"), np.arange(160), np.arange(160, 200),
+            {"learning_rate": 0.01, "batch_size": 16, "epochs": 8,
+             "loss": "binary_crossentropy", "metrics": ["accuracy"]}, 0, tmp_path,
+            precision="bfloat16")
+    assert dtypes.seen["output"] == "float32"
+    assert {dtypes.seen[name] for name in dtypes.seen if name not in ("output", "features")} \
+        == {"bfloat16"}
+    assert {layer.compute_dtype for layer in head.layers} == {"float32"}
+    p = keras.ops.convert_to_numpy(head(features[160:], training=False))[:, 0]
+    assert np.mean((p > 0.5) == labels[160:]) >= 0.9
+    head.save(tmp_path / "head.keras")
+    reloaded = keras.saving.load_model(tmp_path / "head.keras")
+    assert {layer.compute_dtype for layer in reloaded.layers} == {"float32"}

@@ -181,6 +181,7 @@ class TrainGender(Section):
     learning_rate: Positive
     dropout: Dropout
     val_size: Share
+    precision: Precision
 
 
 Loss = Annotated[Literal["mae", "l1", "mse", "wing"], choice("mae", "l1", "mse", "wing")]
@@ -261,6 +262,7 @@ class ScratchCommon(Section):
                                                                     "(filters per block)")]
     dense: Count
     val_size: Share
+    precision: Precision
 
 
 class Scenario(Section):
@@ -310,6 +312,7 @@ class KeypointHead(Section):
     dropout: Dropout
     epochs: Count
     learning_rate: Positive
+    precision: Precision
 
 
 class KeypointFinetune(Section):

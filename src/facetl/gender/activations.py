@@ -14,6 +14,7 @@ from typing import Any
 import keras
 import numpy as np
 import pandas as pd
+from keras import ops
 
 from facetl.core import paths
 from facetl.core.atomic import atomic_path
@@ -61,8 +62,9 @@ def layer_maps(model: keras.Model, path: LayerPath, images: np.ndarray,
     tap = intermediate_model(model, path)
     maps = []
     for start in range(0, len(images), batch_size):
-        out = np.asarray(tap(np.asarray(images[start:start + batch_size]), training=False),
-                         dtype="float32")
+        # Cast before leaving the backend: a bfloat16 torch tensor has no numpy form.
+        out = ops.convert_to_numpy(ops.cast(tap(np.asarray(images[start:start + batch_size]),
+                                                training=False), "float32"))
         maps.append(out if channels is None else out[..., channels])
     return np.concatenate(maps)
 

@@ -18,6 +18,7 @@ from facetl.models.backbones import get_spec
 from facetl.models.calibration import calibrate, temperature_of
 from facetl.models.heads import chapter_head
 from facetl.models.linear_head import HEAD_TYPES, fit_linear_head, log_cv_curve
+from facetl.models.precision import trained_precision
 from facetl.models.training import feature_max, fit
 
 
@@ -49,7 +50,9 @@ def fit_classifier_head(name: str, features: np.ndarray, index: pd.DataFrame, tr
                             feature_max(features, fit_rows), cfg["dropout"])
         fit(head, features, targets, fit_rows, val_rows,
             cfg | {"loss": "binary_crossentropy", "metrics": ["accuracy"]}, seed,
-            plots_dir / "training" if plots_dir else None)
+            plots_dir / "training" if plots_dir else None,
+            precision=trained_precision(cfg["precision"], "chapter_head",
+                                        "train.gender.precision"))
         if plots_dir:
             training_curves(plots_dir / "training", plots_dir / "training.png")
     p_val = head.predict(np.asarray(features[np.sort(val_rows)], dtype="float32"),

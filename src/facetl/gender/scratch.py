@@ -24,6 +24,7 @@ from facetl.core.plots import training_curves
 from facetl.data.images import resize_square
 from facetl.data.splits import carve_validation, holdout_mask, load_split
 from facetl.models.heads import conv_block
+from facetl.models.precision import trained_precision
 from facetl.models.training import FeatureBatches, fit
 
 TASK = "gender"
@@ -88,7 +89,8 @@ def main(scenario: str) -> None:
     live_dir = paths.plots_dir("scratch") / scenario
     start = time.perf_counter()
     fit(model, images, targets, fit_rows, val_rows,
-        cfg | {"loss": "binary_crossentropy", "metrics": ["accuracy"]}, seed, live_dir, resize)
+        cfg | {"loss": "binary_crossentropy", "metrics": ["accuracy"]}, seed, live_dir, resize,
+        trained_precision(cfg["precision"], "scratch_cnn", "scratch.common.precision"))
     batches = FeatureBatches(images, targets, test, cfg["batch_size"], transform=resize)
     p_positive = model.predict(batches, verbose=0)[:, 0]
     seconds = time.perf_counter() - start

@@ -37,7 +37,7 @@ from facetl.models.backbones import get_spec, load_model
 from facetl.models.export import end_to_end, save_head_model, save_task_model
 from facetl.models.finetune import finetune, unfreeze_top
 from facetl.models.heads import chapter_head
-from facetl.models.precision import resolve_precision
+from facetl.models.precision import resolve_precision, trained_precision
 from facetl.models.training import feature_max, fit
 
 TASK = "keypoints"
@@ -68,7 +68,9 @@ def train_chapter(params: dict[str, Any]) -> None:
                         output_activation(cfg), feature_max(features, fit_rows), cfg["dropout"])
     live_dir = paths.plots_dir(TASK) / "training"
     history = fit(head, features, normalised_targets(index), fit_rows, val_rows,
-                  cfg | {"loss": keypoint_loss(cfg), "metrics": ["mae"]}, seed, live_dir)
+                  cfg | {"loss": keypoint_loss(cfg), "metrics": ["mae"]}, seed, live_dir,
+                  precision=trained_precision(cfg["precision"], "chapter_head",
+                                              f"train.{TASK}.precision"))
     training_curves(live_dir, paths.plots_dir(TASK) / "training.png")
     note_no_head_phase()
 
@@ -117,7 +119,9 @@ def train_finetune(params: dict[str, Any]) -> None:
     head_history = fit(head, features, targets, fit_rows, val_rows,
                        {"learning_rate": head_cfg["learning_rate"], "epochs": head_cfg["epochs"],
                         "batch_size": cfg["batch_size"], "loss": loss, "metrics": ["mae"]},
-                       seed, plots / "training_head")
+                       seed, plots / "training_head",
+                       precision=trained_precision(head_cfg["precision"], "keypoint_head",
+                                                   "keypoints.head.precision"))
     training_curves(plots / "training_head", plots / "training_head" / "training.png")
 
     # Phase 2: head and backbone together, the top of the backbone unfrozen.

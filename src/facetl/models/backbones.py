@@ -73,12 +73,14 @@ class Preprocess(layers.Layer):
 
     def call(self, images):
         x = ops.cast(images, "float32")
+        # keras.ops with the numpy constants, not `-` and `/`: a torch tensor hands those to
+        # numpy, which copies it to the host (and fails on a GPU).
         if self.mode == "caffe":  # RGB -> BGR, minus the ImageNet mean
-            return ops.flip(x, axis=-1) - IMAGENET_MEAN_RGB[::-1].copy()
+            return ops.subtract(ops.flip(x, axis=-1), IMAGENET_MEAN_RGB[::-1].copy())
         if self.mode == "tf":
             return x / 127.5 - 1.0
         if self.mode == "torch":
-            return (x / 255.0 - TORCH_MEAN) / TORCH_STD
+            return ops.divide(ops.subtract(x / 255.0, TORCH_MEAN), TORCH_STD)
         return x
 
     def get_config(self) -> dict:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import numpy as np
 
 from facetl.core import settings
 from facetl.models.curves import LiveCurves
-from facetl.models.precision import POLICY
+from facetl.models.precision import computing_in
 
 Augment = Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]]
 CONV_TYPES = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D)
@@ -169,24 +168,6 @@ def callbacks(cfg: dict[str, Any], live_dir: Path | None) -> list[keras.callback
     return [stop] if live_dir is None else [stop, LiveCurves(live_dir)]
 
 
-@contextmanager
-def backbone_precision(model: keras.Model, precision: str) -> Iterator[None]:
-    """Inside the block the backbone computes in `precision` (float32 | bfloat16 | float16),
-    with float32 weights (Keras mixed precision); afterwards every layer has its own policy
-    again, so the saved model runs on any hardware. The head and the extractor's float32
-    "features" output stay float32, where the loss is computed."""
-    layers = list(_sublayers(find_backbone(model)))
-    policies = [layer.dtype_policy for layer in layers]
-    if precision != "float32":
-        for layer in layers:
-            layer.dtype_policy = POLICY[precision]
-    try:
-        yield
-    finally:
-        for layer, policy in zip(layers, policies, strict=True):
-            layer.dtype_policy = policy
-
-
 def finetune(model: keras.Model, images: np.ndarray, targets: np.ndarray, train_idx: np.ndarray,
              val_idx: np.ndarray, cfg: dict[str, Any], seed: int, live_dir: Path | None = None,
              augment: Augment | None = None,
@@ -206,7 +187,8 @@ def finetune(model: keras.Model, images: np.ndarray, targets: np.ndarray, train_
     steps = optimizer(cfg, len(train))
     if precision == "float16":
         steps = keras.optimizers.LossScaleOptimizer(steps)
-    with backbone_precision(model, precision):
+    # The head and the extractor's float32 "features" output stay float32: the loss is there.
+    with computing_in(_sublayers(find_backbone(model)), precision):
         model.compile(optimizer=steps, loss=cfg["loss"], metrics=cfg.get("metrics"))
         history = model.fit(train, validation_data=val, epochs=cfg["epochs"], verbose=2,
                             callbacks=callbacks(cfg, live_dir))

@@ -1,22 +1,35 @@
-"""Which float precision the backbone runs in, given what the hardware can do fast.
+"""Which float precision a network computes in, given what the hardware can do fast.
 
 bfloat16 pays off on recent GPUs, and on CPUs by how much bf16 hardware they have and how
 dense the network is: measured, VGG16 gains ~7x with AMX and ~2.6x with AVX512-BF16 alone,
-ResNet50 ~1.3x with either, MobileNetV2 loses on both (0.77x). So `auto` asks the registry
-which CPU flag a backbone needs before bf16 wins (AMX only, for networks not measured yet).
+ResNet50 ~1.3x with either, MobileNetV2 loses on both (0.77x). So `auto` asks which CPU flag
+a network needs before bf16 wins: the backbone registry for extraction and fine-tuning,
+`TRAINED_BF16_WINS_WITH` for the networks trained on cached features or from scratch
+(benchmarks/training_precision.py measures both; AMX only, for networks not measured yet).
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
+
+import keras
 
 from facetl.core.errors import FacetlError
 from facetl.models import backend
 
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 POLICY = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+# The trained networks (not backbones): the CPU flag from which bf16 trains faster, measured
+# by benchmarks/training_precision.py (results: benchmarks/results/training_precision.json).
+TRAINED_BF16_WINS_WITH: dict[str, str | None] = {
+    "chapter_head": "avx512_bf16",  # the chapter's Conv512 on the feature map: dense
+    "keypoint_head": None,          # a depthwise conv and a Dense: too little work to gain
+    "scratch_cnn": "avx512_bf16",
+}
 
 
 @cache
@@ -63,3 +76,33 @@ def resolve_precision(requested: str, bf16_wins_with: str | None,
                       stacklevel=2)
         return "float32"
     return requested
+
+
+def trained_precision(requested: str, network: str, setting: str) -> str:
+    """`resolve_precision` for a network of `TRAINED_BF16_WINS_WITH`, printed: what ran."""
+    precision = resolve_precision(requested, TRAINED_BF16_WINS_WITH[network], setting)
+    print(f"{setting}: {requested} -> {precision}")
+    return precision
+
+
+@contextmanager
+def computing_in(layers: Iterable[keras.layers.Layer], precision: str) -> Iterator[None]:
+    """Inside the block `layers` compute in `precision` (float32 | bfloat16 | float16) with
+    float32 weights (Keras mixed precision); afterwards each has its own policy again, so a
+    model saved after training runs on any hardware."""
+    layers = list(layers)
+    policies = [layer.dtype_policy for layer in layers]
+    if precision != "float32":
+        for layer in layers:
+            layer.dtype_policy = POLICY[precision]
+    try:
+        yield
+    finally:
+        for layer, policy in zip(layers, policies, strict=True):
+            layer.dtype_policy = policy
+
+
+def hidden_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """`model`'s layers less those that give its outputs: the loss stays in float32."""
+    outputs = set(model.output_names)
+    return [layer for layer in model.layers if layer.name not in outputs]

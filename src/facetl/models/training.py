@@ -11,6 +11,7 @@ import keras
 import numpy as np
 
 from facetl.models.curves import LiveCurves
+from facetl.models.precision import computing_in, hidden_layers
 
 
 class FeatureBatches(keras.utils.PyDataset):
@@ -54,13 +55,19 @@ def feature_max(features: np.ndarray, indices: np.ndarray, chunk: int = 256) -> 
 
 def fit(model: keras.Model, features: np.ndarray, targets: np.ndarray, train_idx: np.ndarray,
         val_idx: np.ndarray, cfg: dict[str, Any], seed: int, live_dir: Path | None,
-        transform: Callable[[np.ndarray], np.ndarray] | None = None):
+        transform: Callable[[np.ndarray], np.ndarray] | None = None,
+        precision: str = "float32") -> keras.callbacks.History:
     """Adam on the train rows, validation on the val rows; per-epoch curves to `live_dir`
-    through dvclive when it is given."""
-    model.compile(optimizer=keras.optimizers.Adam(cfg["learning_rate"]), loss=cfg["loss"],
-                  metrics=cfg.get("metrics", []))
+    through dvclive when it is given. `precision` (resolved: float32 | bfloat16 | float16) is
+    what every layer but the output computes in while it trains; float16 scales the loss so
+    that small gradients do not underflow."""
+    adam = keras.optimizers.Adam(cfg["learning_rate"])
+    if precision == "float16":
+        adam = keras.optimizers.LossScaleOptimizer(adam)
     train = FeatureBatches(features, targets, train_idx, cfg["batch_size"], shuffle=True,
                            seed=seed, transform=transform)
     val = FeatureBatches(features, targets, val_idx, cfg["batch_size"], transform=transform)
-    return model.fit(train, validation_data=val, epochs=cfg["epochs"], verbose=2,
-                     callbacks=[LiveCurves(live_dir)] if live_dir else [])
+    with computing_in(hidden_layers(model), precision):
+        model.compile(optimizer=adam, loss=cfg["loss"], metrics=cfg.get("metrics", []))
+        return model.fit(train, validation_data=val, epochs=cfg["epochs"], verbose=2,
+                         callbacks=[LiveCurves(live_dir)] if live_dir else [])
