@@ -1,0 +1,120 @@
+"""What a head-only change costs, and whether the head's precision moves accuracy.
+
+On the shared CelebA photos (a workspace like real_experiments.py's: the MobileNetV2 file, the
+default front end and chapter head, the scratch stages shortened), in order:
+1. `dvc repro`: every stage of dvc.yaml, each stage's wall time;
+2. the out-of-distribution check (pipelines/gender_ood/dvc.yaml) on gender_web;
+3. `train.gender.learning_rate` changed, `dvc repro` again: the stages a head-only change reruns;
+4. the learning rate back, the head in the other precision (`train.gender.precision`), and both
+   evaluations again: the two heads, trained with the same seed, paired by exact McNemar on the
+   CelebA test split and on gender_web.
+Records one entry per step in benchmarks/results/head_only.json.
+
+    PYTHONPATH=. python benchmarks/head_only.py WORKSPACE [--learning-rate 0.0005]
+        [--other-precision float32] [--results-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from benchmarks.real_experiments import BASELINE, MNV2, read_json, workspace
+from benchmarks.results import add_results_dir, record
+from facetl.core.params import load_params, lookup
+from facetl.models.precision import TRAINED_BF16_WINS_WITH, resolve_precision
+from facetl.report.compare import discordant_counts, mcnemar_exact
+from tests.e2e import REPO, run, set_params
+
+OOD = "pipelines/gender_ood/dvc.yaml"
+SETTINGS = BASELINE | MNV2 | {"prepare.gender.input_size": 224, "repeats.splits": 1}
+
+
+def repro(repo: Path, *targets: str) -> dict:
+    """`dvc repro` of `targets`: which stages ran and each one's seconds (run_stage's lines)."""
+    start = time.perf_counter()
+    result = run(["dvc", "repro", *targets], repo)
+    output = result.stdout + result.stderr
+    stages = {label: float(seconds) for label, seconds in
+              re.findall(r"^stage-time (.+) ([\d.]+) s$", output, re.MULTILINE)}
+    return {"ran": re.findall(r"Running stage '([^']+)'", output), "stage_seconds": stages,
+            "stages_total_seconds": round(sum(stages.values()), 1),
+            "wall_seconds": round(time.perf_counter() - start, 1)}
+
+
+def correct(path: Path) -> pd.Series:
+    """Per photo (by file): was the prediction right? Photos that could not be read: dropped."""
+    rows = pd.read_csv(path)
+    if "correct" not in rows:  # gender_ood's predictions: the label and the predicted gender
+        rows = rows[rows["gender"].notna()]
+        rows = rows.assign(correct=rows["gender"].str.lower() == rows["label"].str.lower())
+    return rows.set_index("source")["correct"]
+
+
+def scores(repo: Path) -> dict:
+    """Both evaluations' per-photo correctness and headline metrics, as they stand."""
+    return {"test": correct(repo / "plots/gender/predictions.csv"),
+            "ood": correct(repo / "plots/gender_ood/predictions.csv"),
+            "metrics": {"gender": read_json(repo / "metrics/gender.json"),
+                        "gender_ood": read_json(repo / "metrics/gender_ood.json")}}
+
+
+def paired(first: pd.Series, second: pd.Series) -> dict:
+    both = first.index.intersection(second.index)
+    only_first, only_second = discordant_counts(first[both].to_numpy(), second[both].to_numpy())
+    return {"photos": len(both), "accuracy": [float(first[both].mean()),
+                                              float(second[both].mean())],
+            "only_first_right": only_first, "only_second_right": only_second,
+            "mcnemar_p": mcnemar_exact(only_first, only_second)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("workspace", type=Path)
+    parser.add_argument("--learning-rate", type=float, default=0.0005)
+    parser.add_argument("--other-precision", default="float32")
+    add_results_dir(parser)
+    args = parser.parse_args()
+    repo = workspace(args.workspace)
+    set_params(repo, SETTINGS)
+
+    full = repro(repo)
+    print(f"full run: {full['stages_total_seconds']} s in stages", flush=True)
+    record("head_only", "full-run", full, args.results_dir)
+    repro(repo, OOD)
+    auto = scores(repo)
+
+    set_params(repo, {"train.gender.learning_rate": args.learning_rate})
+    head = repro(repo)
+    share = head["stages_total_seconds"] / full["stages_total_seconds"]
+    print(f"head-only run: {head['stages_total_seconds']} s in stages, {share:.1%} of the full "
+          f"run", flush=True)
+    record("head_only", "head-only-run", head | {
+        "change": f"train.gender.learning_rate={args.learning_rate}",
+        "share_of_full_run": share}, args.results_dir)
+
+    set_params(repo, {"train.gender.learning_rate": lookup(
+        load_params(REPO / "params.yaml"), "train.gender.learning_rate"),
+                      "train.gender.precision": args.other_precision})
+    other_run = repro(repo)
+    repro(repo, OOD)
+    other = scores(repo)
+    figures = {"first": "auto", "second": args.other_precision,
+               "auto_resolved_to": resolve_precision(
+                   "auto", TRAINED_BF16_WINS_WITH["chapter_head"]),
+               "celeba_test": paired(auto["test"], other["test"]),
+               "gender_web": paired(auto["ood"], other["ood"]),
+               "ece": {"auto": [auto["metrics"][k].get("ece") for k in ("gender", "gender_ood")],
+                       args.other_precision: [other["metrics"][k].get("ece")
+                                              for k in ("gender", "gender_ood")]},
+               "other_run_stage_seconds": other_run["stage_seconds"]}
+    print(figures, flush=True)
+    record("head_only", f"precision-auto-vs-{args.other_precision}", figures, args.results_dir)
+
+
+if __name__ == "__main__":
+    main()
