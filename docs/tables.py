@@ -255,11 +255,69 @@ def export_parity_table(results: Callable[[str], dict]) -> str:
             f"{provenance(list(entries.values()))}.\n")
 
 
+PRECISION_COMMAND = "PYTHONPATH=. python benchmarks/training_precision.py"
+
+
+def training_precision_table(results: Callable[[str], dict]) -> str:
+    entries = results("training_precision")
+    networks = sorted({name.rsplit("-", 1)[0] for name in entries if not name.startswith("peak")})
+    if not networks:
+        return f"Training precision not measured yet: run `{PRECISION_COMMAND}`.\n"
+    peaks = ", ".join(f"{name.split('-', 1)[1]} {entries[name]['figures']['gflops']:.0f}"
+                      for name in sorted(entries) if name.startswith("peak-"))
+    lines = ["| network (batch) | precision | images/s | share of the precision's measured "
+             "peak | speed vs float32 |", "|---|---|---|---|---|"]
+    for network in networks:
+        for name in sorted(n for n in entries if n.rsplit("-", 1)[0] == network):
+            f = entries[name]["figures"]
+            lines.append(f"| {network} ({f['batch']}) | {name.rsplit('-', 1)[1]} | "
+                         f"{f['images_per_s']:.1f} | {100 * f['share_of_peak']:.0f}% | "
+                         f"{f['speed_relative']:.2f}x |")
+    return ("\n".join(lines) + f"\n\nTraining steps (median over alternating rounds). Measured "
+            f"peak, GFLOP/s of a 2048² matmul: {peaks}. Measured with `{PRECISION_COMMAND}` "
+            f"on: {provenance(list(entries.values()))}.\n")
+
+
+HEAD_ONLY_COMMAND = "PYTHONPATH=. python benchmarks/head_only.py WORKSPACE"
+
+
+def head_only_table(results: Callable[[str], dict]) -> str:
+    entries = results("head_only")
+    full, head = entries.get("full-run"), entries.get("head-only-run")
+    if not (full and head):
+        return f"Not measured yet: run `{HEAD_ONLY_COMMAND}`.\n"
+    full_s, head_s = full["figures"]["stage_seconds"], head["figures"]["stage_seconds"]
+    lines = ["| stage | full run, s | head-only rerun, s |", "|---|---|---|"]
+    for stage in full_s:
+        rerun = f"{head_s[stage]:.0f}" if stage in head_s else "— (not rerun)"
+        lines.append(f"| {stage} | {full_s[stage]:.0f} | {rerun} |")
+    lines.append(f"| **total** | **{full['figures']['stages_total_seconds']:.0f}** | "
+                 f"**{head['figures']['stages_total_seconds']:.0f}** "
+                 f"({100 * head['figures']['share_of_full_run']:.1f}%) |")
+    text = "\n".join(lines) + f"\n\nThe head-only change: `{head['figures']['change']}`.\n"
+    paired = next((e["figures"] for n, e in entries.items() if n.startswith("precision-")), None)
+    if paired:
+        rows = []
+        for split in ("celeba_test", "gender_web"):
+            p = paired[split]
+            rows.append(f"| {split} | {p['photos']} | {percent(p['accuracy'][0])} | "
+                        f"{percent(p['accuracy'][1])} | {p['only_first_right']} / "
+                        f"{p['only_second_right']} | {p['mcnemar_p']:.3g} |")
+        text += ("\nThe chapter head trained in `auto` precision (here: "
+                 f"{paired['auto_resolved_to']}) and in {paired['second']}, the same seed, "
+                 "paired photo by photo:\n\n| photos | n | auto | "
+                 f"{paired['second']} | right only with auto / only with {paired['second']} | "
+                 "exact McNemar p |\n|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
+    every = list(entries.values())
+    return text + f"\nMeasured with `{HEAD_ONLY_COMMAND}` on: {provenance(every)}.\n"
+
+
 TABLES: dict[str, Callable[[Callable[[str], dict]], str]] = {
     "routes": routes_table, "route_groups": route_groups_table,
     "route_calibration": route_calibration_table, "keypoints": keypoints_table,
     "latency": latency_table, "export_parity": export_parity_table,
-    "headline": headline_table,
+    "headline": headline_table, "training_precision": training_precision_table,
+    "head_only": head_only_table,
 }
 
 
