@@ -69,7 +69,8 @@ def finetuned(name: str, size: int) -> Callable[[], tuple[keras.Model, list]]:
     return built
 
 
-# Feature maps at the pipeline's input sizes: gender at 300 px, keypoint crops at 192 px.
+# Feature maps at the pipeline's input sizes: gender at 300 px (the params' default), keypoint
+# crops at 192 px.
 NETWORKS = {
     "chapter_head-mobilenet_v2": Network(head_network(lambda: chapter_head(
         (10, 10, 1280), 1, 1, "sigmoid", 1.0)), batch=16),
@@ -81,7 +82,10 @@ NETWORKS = {
         (6, 6, 1280), "gdconv", 128, 0.0, np.zeros(136))), batch=32),
     "scratch_cnn-300": Network(head_network(lambda: scratch_cnn(300, 2, 255)), batch=32),
     "scratch_cnn-50": Network(head_network(lambda: scratch_cnn(50, 2, 255)), batch=32),
-    "finetune-mobilenet_v2-160": Network(finetuned("mobilenet_v2", 160), batch=32,
+    # Fine-tuning at the gender input (224 px in the measured routes) and the keypoint crop.
+    "finetune-mobilenet_v2-224": Network(finetuned("mobilenet_v2", 224), batch=32,
+                                         fine_tuning=True),
+    "finetune-mobilenet_v2-192": Network(finetuned("mobilenet_v2", 192), batch=32,
                                          fine_tuning=True),
 }
 
