@@ -30,7 +30,7 @@ SIZE = 32
 STAGES = {"download_gender", "faces_gender", "prepare_gender", "features_gender",
           "train_gender", "finetune_gender", "evaluate_gender", "repeats_gender", "activations",
           "scratch@large", "scratch@small", "scratch@aggressive"}
-FEATURE_COSINE = 0.9999  # the same weights and photos: float32 features agree across backends
+FEATURE_COSINE = 0.9999  # the same weights, photos and precision: features agree across backends
 ACCURACY_GAP = 0.2  # heads start from each backend's own random stream: accuracies differ a little
 
 
