@@ -8,7 +8,8 @@ feature map, the keypoint head, the scratch CNNs, and fine-tuning (the backbone 
 The precisions alternate over `--rounds` rounds in ONE process, so the ratios compare like with
 like on a shared machine; each figure is the median step over all rounds. Work per image is
 counted from the layers (multiply-adds of convolutions and Dense layers, x2 for FLOPs, x3 for a
-training step), and set against the machine's measured peak: a large matmul in each precision.
+training step, less the first layer's input gradient), and set against the machine's measured
+peak: a large matmul in each precision.
 
     PYTHONPATH=. python benchmarks/training_precision.py [--networks NAME ...] [--steps 6]
         [--rounds 3] [--precisions float32 bfloat16] [--results-dir DIR]
@@ -90,12 +91,21 @@ NETWORKS = {
 }
 
 
-def forward_flops(model: keras.Model) -> float:
-    """FLOPs of one image's forward pass: 2 x the multiply-adds of every convolution and Dense."""
-    total = 0.0
+def training_flops(model: keras.Model) -> float:
+    """FLOPs of one image's training step: 2 x the multiply-adds of every convolution and Dense,
+    once forward, once for the weights' gradient and once for the inputs' gradient, which the
+    first weighted layer does not need (its input is the data)."""
+    layers = [flops for flops in layer_flops(model) if flops]
+    return 3 * sum(layers) - (layers[0] if layers else 0.0)
+
+
+def layer_flops(model: keras.Model) -> list[float]:
+    """Forward FLOPs per image of each layer in order (0 for layers without weights)."""
+    counts = []
     for layer in _sublayers(model):
         if isinstance(layer, keras.Model) or not layer.weights:
             continue
+        total = 0.0
         out = layer.output.shape
         if isinstance(layer, keras.layers.DepthwiseConv2D):
             kh, kw, channels, multiplier = layer.kernel.shape
@@ -105,7 +115,8 @@ def forward_flops(model: keras.Model) -> float:
             total += out[1] * out[2] * kh * kw * cin * cout
         elif isinstance(layer, keras.layers.Dense):
             total += int(np.prod(layer.kernel.shape))
-    return 2.0 * total
+        counts.append(2.0 * total)
+    return counts
 
 
 class StepTimes(keras.callbacks.Callback):
@@ -122,7 +133,7 @@ class StepTimes(keras.callbacks.Callback):
 
 def step_seconds(network: Network, steps: int, precision: str) -> tuple[list[float], float]:
     """Seconds of each training step (the first two, tracing and set-up, left out) and the
-    network's forward FLOPs per image."""
+    network's FLOPs per image and training step."""
     keras.utils.set_random_seed(0)
     model, switched = network.build()
     rng = np.random.default_rng(0)
@@ -141,7 +152,7 @@ def step_seconds(network: Network, steps: int, precision: str) -> tuple[list[flo
         model.compile(optimizer=steps_optimizer, loss="mse")
         model.fit(inputs, targets, batch_size=network.batch, epochs=1, verbose=0,
                   callbacks=[times])
-    return times.seconds[2:], forward_flops(model)
+    return times.seconds[2:], training_flops(model)
 
 
 def matmul_flops_per_second(precision: str, repeats: int = 5) -> float:
@@ -184,10 +195,10 @@ def main() -> None:
         for precision in args.precisions:
             step = float(np.median(seconds[precision]))
             images = network.batch / step
-            share = 3 * flops * images / peaks[precision]
+            share = flops * images / peaks[precision]
             figures: dict[str, Any] = {
                 "step_seconds": step, "batch": network.batch, "steps": len(seconds[precision]),
-                "images_per_s": images, "gflop_per_image": 3 * flops / 1e9,
+                "images_per_s": images, "gflop_per_image": flops / 1e9,
                 "share_of_peak": share, "speed_relative": base / step, "relative_to": first}
             print(f"{name} {precision}: {images:.1f} img/s, {share:.0%} of the {precision} peak, "
                   f"{base / step:.2f}x {first}'s speed", flush=True)
