@@ -121,3 +121,15 @@ def test_features_agree_across_backends(tmp_path):
         assert there.shape == here.shape and np.abs(here).max() > 0
         agreement = cosines(here, there)
         assert agreement.min() >= AGREEMENT, (name, agreement)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorflow") is not None,
+                    reason="TensorFlow is installed: Keras' own default (TensorFlow) applies")
+def test_without_tensorflow_facetl_runs_on_the_installed_backend():
+    """`pip install '.[jax]'` or '.[torch]' alone, KERAS_BACKEND unset: no TensorFlow error."""
+    env = {key: value for key, value in os.environ.items() if key != "KERAS_BACKEND"}
+    chosen = subprocess.run([sys.executable, "-c",
+                             "import facetl, keras; print(keras.backend.backend())"],
+                            env=env, capture_output=True, text=True, check=True).stdout.strip()
+    installed = [name for name in ("jax", "torch") if importlib.util.find_spec(name)]
+    assert chosen == installed[0]
