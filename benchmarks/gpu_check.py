@@ -321,6 +321,12 @@ def training(args, photos, labels, weights) -> dict:
     from facetl.models.backbones import get_spec
     from facetl.models.export import end_to_end
     from facetl.models.heads import chapter_head
+    from facetl.models.precision import (
+        TRAINED_BF16_WINS_WITH,
+        computing_in,
+        hidden_layers,
+        resolve_precision,
+    )
     from facetl.models.training import FeatureBatches, feature_max
 
     size, name = 224, "mobilenet_v2"
@@ -339,18 +345,22 @@ def training(args, photos, labels, weights) -> dict:
     targets = labels[:, None]  # the photos' order: train, then validation
     train_idx, val_idx = np.arange(len(train_photos)), np.arange(len(train_photos), len(images))
 
+    # Each in the precision the pipeline's `auto` picks on this machine (mixed on a GPU).
+    head_precision = resolve_precision("auto", TRAINED_BF16_WINS_WITH["chapter_head"])
+    tune_precision = resolve_precision("auto", get_spec(name).bf16_wins_with)
     batch = head_cfg["batch_size"]
     head = chapter_head(features.shape[1:], get_spec(name).head_blocks, 1, "sigmoid",
                         feature_max(features, train_idx), head_cfg["dropout"])
-    head.compile(optimizer=keras.optimizers.Adam(head_cfg["learning_rate"]),
-                 loss="binary_crossentropy", metrics=["accuracy"])
     loader = FeatureBatches(features, targets, train_idx, batch, shuffle=True, seed=SEED)
     timer = step_timer(batch_sizes(len(train_idx), batch))
     start = time.perf_counter()
-    head.fit(loader, validation_data=FeatureBatches(features, targets, val_idx, batch),
-             epochs=args.head_epochs, verbose=0, callbacks=[timer])
+    with computing_in(hidden_layers(head), head_precision):  # as training.fit runs it
+        head.compile(optimizer=keras.optimizers.Adam(head_cfg["learning_rate"]),
+                     loss="binary_crossentropy", metrics=["accuracy"])
+        head.fit(loader, validation_data=FeatureBatches(features, targets, val_idx, batch),
+                 epochs=args.head_epochs, verbose=0, callbacks=[timer])
     result = {"head": {"features": f"{name} {size}px", "train": len(train_idx),
-                       "validation": len(val_idx), "batch": batch,
+                       "precision": head_precision, "validation": len(val_idx), "batch": batch,
                        "seconds": round(time.perf_counter() - start, 2), "epochs": timer.epochs}}
     log(f"head: {result['head']}")
 
@@ -371,10 +381,12 @@ def training(args, photos, labels, weights) -> dict:
     start = time.perf_counter()
     try:
         finetune.finetune(model, tune_images, tune_targets, np.arange(train_count),
-                          np.arange(train_count, len(tune_images)), cfg, SEED)
+                          np.arange(train_count, len(tune_images)), cfg, SEED,
+                          precision=tune_precision)
     finally:
         finetune.callbacks = plain
     result["finetune"] = {"model": f"{name} {size}px + chapter head", "train": train_count,
+                          "precision": tune_precision,
                           "unfrozen_layers": len(unfrozen), "settings": cfg,
                           "epoch_seconds": round(time.perf_counter() - start, 2),
                           "epochs": timer.epochs}
