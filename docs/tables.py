@@ -273,8 +273,9 @@ def training_precision_table(results: Callable[[str], dict]) -> str:
             lines.append(f"| {network} ({f['batch']}) | {name.rsplit('-', 1)[1]} | "
                          f"{f['images_per_s']:.1f} | {100 * f['share_of_peak']:.0f}% | "
                          f"{f['speed_relative']:.2f}x |")
-    return ("\n".join(lines) + f"\n\nTraining steps (median over alternating rounds). Measured "
-            f"peak (GFLOP/s of a 2048² matmul; each share is against the peak measured in its own run; the latest: {peaks}). Measured with `{PRECISION_COMMAND}` "
+    return ("\n".join(lines) + "\n\nTraining steps (median over alternating rounds). Each "
+            "share is against the peak measured in the same run (GFLOP/s of a 2048² matmul; "
+            f"the latest: {peaks}). Measured with `{PRECISION_COMMAND}` "
             f"on: {provenance(list(entries.values()))}.\n")
 
 
