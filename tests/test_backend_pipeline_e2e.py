@@ -30,8 +30,11 @@ SIZE = 32
 STAGES = {"download_gender", "faces_gender", "prepare_gender", "features_gender",
           "train_gender", "finetune_gender", "evaluate_gender", "repeats_gender", "activations",
           "scratch@large", "scratch@small", "scratch@aggressive"}
-FEATURE_COSINE = 0.9999  # the same weights, photos and precision: features agree across backends
-ACCURACY_GAP = 0.2  # heads start from each backend's own random stream: accuracies differ a little
+FEATURE_COSINE = 0.9999  # the same weights and photos: float32 features agree across backends
+# The heads start from each backend's own random numbers and train 3 epochs on 45 photos: where
+# one sits just short of the 0.5 threshold its accuracy halves while its ranking stays perfect
+# (seen: JAX 0.5 with AUC 1.0 against TensorFlow's 1.0). The ranking is what is compared.
+AUC_GAP = 0.1
 
 
 def shared_weights(path: Path) -> Path:
@@ -71,6 +74,7 @@ def pipeline_run(tmp_path_factory):
         "data.gender.group_column": "identity", "faces.align": False,
         "prepare.gender.input_size": SIZE, "prepare.gender.test_size": 0.25,
         "backbone": "vgg16", "backbones.vgg16.weights": str(weights),
+        "features.precision": "float32",  # bf16 rounding would depend on each backend's kernels
         "train.gender.epochs": 3, "scratch.common.filters": [8, 8, 8, 8],
         "scratch.common.dense": 8,
         **{f"scratch.scenarios.{name}.{key}": value for name in ("large", "small", "aggressive")
@@ -101,7 +105,7 @@ def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
 
-def test_features_and_accuracy_agree_with_the_other_backends(pipeline_run):
+def test_features_and_auc_agree_with_the_other_backends(pipeline_run):
     repo, _ = pipeline_run
     folder = os.environ.get("FACETL_BACKEND_RUNS")
     if not folder:
@@ -109,9 +113,10 @@ def test_features_and_accuracy_agree_with_the_other_backends(pipeline_run):
     runs = Path(folder)
     runs.mkdir(parents=True, exist_ok=True)
     features = np.load(repo / "data/features/gender/vgg16.npy")
-    accuracy = json.loads((repo / "metrics/gender.json").read_text())["accuracy"]
+    metrics = json.loads((repo / "metrics/gender.json").read_text())
     np.save(runs / f"{backend.NAME}.npy", features)
-    (runs / f"{backend.NAME}.json").write_text(json.dumps({"accuracy": accuracy}))
+    (runs / f"{backend.NAME}.json").write_text(json.dumps(
+        {key: metrics[key] for key in ("accuracy", "auc")}))
     others = [name for name in backend.BACKENDS
               if name != backend.NAME and (runs / f"{name}.json").is_file()]
     if not others:  # TensorFlow runs first; another backend alone has nothing to agree with
@@ -119,8 +124,9 @@ def test_features_and_accuracy_agree_with_the_other_backends(pipeline_run):
         pytest.skip(f"no other backend's run in {runs} yet (this one is saved there)")
     for other in others:
         cosine = cosine_rows(features, np.load(runs / f"{other}.npy"))
-        other_accuracy = json.loads((runs / f"{other}.json").read_text())["accuracy"]
-        print(f"{backend.NAME} vs {other}: feature cosine min {cosine.min():.6f}; "
-              f"accuracy {accuracy:.3f} vs {other_accuracy:.3f}")
+        theirs = json.loads((runs / f"{other}.json").read_text())
+        print(f"{backend.NAME} vs {other}: feature cosine min {cosine.min():.6f}; AUC "
+              f"{metrics['auc']:.3f} vs {theirs['auc']:.3f}; accuracy {metrics['accuracy']:.3f} "
+              f"vs {theirs['accuracy']:.3f}")
         assert cosine.min() >= FEATURE_COSINE
-        assert abs(accuracy - other_accuracy) <= ACCURACY_GAP
+        assert abs(metrics["auc"] - theirs["auc"]) <= AUC_GAP
