@@ -20,7 +20,6 @@ timings as a fresh one. `--timing-only` stops after step 3.
 from __future__ import annotations
 
 import argparse
-import re
 import time
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from benchmarks.results import add_results_dir, record
 from facetl.core.params import load_params, lookup
 from facetl.models.precision import TRAINED_BF16_WINS_WITH, resolve_precision
 from facetl.report.compare import discordant_counts, mcnemar_exact
-from tests.e2e import REPO, run, set_params
+from tests.e2e import REPO, run, set_params, stage_seconds, stages_run
 
 OOD = "pipelines/gender_ood/dvc.yaml"
 SETTINGS = BASELINE | MNV2 | {"prepare.gender.input_size": 224, "repeats.splits": 1}
@@ -42,9 +41,8 @@ def repro(repo: Path, *targets: str) -> dict:
     start = time.perf_counter()
     result = run(["dvc", "repro", *targets], repo)
     output = result.stdout + result.stderr
-    stages = {label: float(seconds) for label, seconds in
-              re.findall(r"^stage-time (.+) ([\d.]+) s$", output, re.MULTILINE)}
-    return {"ran": re.findall(r"Running stage '([^']+)'", output), "stage_seconds": stages,
+    stages = stage_seconds(output)
+    return {"ran": stages_run(output), "stage_seconds": stages,
             "stages_total_seconds": round(sum(stages.values()), 1),
             "wall_seconds": round(time.perf_counter() - start, 1)}
 

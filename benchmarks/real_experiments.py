@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import time
 from pathlib import Path
 
@@ -24,7 +23,15 @@ import yaml
 from benchmarks.results import record
 from benchmarks.shared_data import CELEBA, GENDER_WEB, KEYPOINTS, MOBILENET, VGG16_HED
 from facetl.core.params import lookup
-from tests.e2e import REPO, commit_all, copy_repository, run, set_params
+from tests.e2e import (
+    REPO,
+    commit_all,
+    copy_repository,
+    run,
+    set_params,
+    stage_seconds,
+    stages_run,
+)
 
 BASELINE = {
     "data.gender.source": str(CELEBA / "labels.csv"),
@@ -204,9 +211,7 @@ def run_experiment(repo: Path, name: str, overrides: dict, targets: list[str]) -
     ood = read_json(repo / "metrics/gender_ood.json")
     return {
         "experiment": name, "seconds": round(time.perf_counter() - start),
-        "ran": re.findall(r"Running stage '([^']+)'", output),
-        "stage_seconds": {label: float(seconds) for label, seconds in
-                          re.findall(r"^stage-time (.+) ([\d.]+) s$", output, re.MULTILINE)},
+        "ran": stages_run(output), "stage_seconds": stage_seconds(output),
         "gender": {k: gender.get(k) for k in ("backbone", "finetuned", *SCORES)},
         "gender_ood": {k: ood.get(k) for k in SCORES},
         "keypoints": {k: keypoints.get(k) for k in ("recipe", "nme", "pixel_error",

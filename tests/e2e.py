@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -51,6 +52,17 @@ def set_params(repo: Path, overrides: dict[str, object]) -> None:
             node = node[key]
         node[leaf] = value
     path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def stages_run(output: str) -> list[str]:
+    """The stages `dvc repro` (or `dvc exp run`) really ran, in order, from its output."""
+    return re.findall(r"Running stage '([^']+)'", output)
+
+
+def stage_seconds(output: str) -> dict[str, float]:
+    """Each stage's own time, from the `stage-time` line `run_stage` prints."""
+    return {label: float(seconds) for label, seconds in
+            re.findall(r"^stage-time (.+) ([\d.]+) s$", output, re.MULTILINE)}
 
 
 def commit_all(repo: Path, message: str) -> None:

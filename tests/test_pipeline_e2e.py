@@ -7,7 +7,6 @@ changed nothing runs; a changed param, label or photo reruns exactly what depend
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from tests.e2e import commit_all, copy_repository, run, set_params
+from tests.e2e import commit_all, copy_repository, run, set_params, stages_run
 from tests.synthetic import write_keypoints_source, write_labels_csv
 
 pytestmark = pytest.mark.e2e
@@ -51,7 +50,7 @@ GENDER_AFTER_DOWNLOAD = {"faces_gender", "prepare_gender", "features_gender", "t
 
 def ran(output: str) -> set[str]:
     """Stages DVC really ran (not skipped, not restored from the run-cache)."""
-    return set(re.findall(r"Running stage '([^']+)'", output))
+    return set(stages_run(output))
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,11 @@ other, with the same metrics and outputs on both sides.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
 
-from tests.e2e import commit_all, copy_repository, run, set_params
+from tests.e2e import commit_all, copy_repository, run, set_params, stages_run
 from tests.synthetic import write_labels_csv
 from tests.test_pipeline_e2e import TINY
 
@@ -32,7 +31,7 @@ EXPERIMENT = "one-epoch"
 
 
 def ran(output: str) -> set[str]:
-    return set(re.findall(r"Running stage '([^']+)'", output))
+    return set(stages_run(output))
 
 
 def up_to_date(repo: Path) -> str:
