@@ -382,10 +382,24 @@ class ModelFile(BaseModel):
     backbone: Text
 
 
+class NoFaceFit(Section):
+    validation_photos: Annotated[int, whole(0)]
+    faceless_pictures: Annotated[int, whole(0)]
+
+
+class NoFace(Section):
+    """The `none` group's own temperature (facetl.gender.no_face)."""
+
+    temperature: Annotated[float, number(gt=0)]
+    model_temperature: Annotated[float, number(gt=0)]
+    fitted_on: NoFaceFit
+
+
 class GenderModel(ModelFile):
     task: Annotated[Literal["gender"], choice("gender")]
     classes: Classes
     faces: Annotated[Faces | None, Field(description="the face front end's settings")] = None
+    no_face: Annotated[NoFace | None, Field(description="the no-face group's calibration")] = None
 
 
 class KeypointChapterModel(ModelFile):

@@ -14,6 +14,7 @@ from facetl.core.metrics import binary_report, by_group_report, roc_points
 from facetl.core.params import load_params, lookup
 from facetl.core.plots import calibration_plots, confusion_plot, image_grid, roc_plot
 from facetl.data.splits import load_split
+from facetl.gender.no_face import calibrated_by_face
 from facetl.models.export import load_task_model
 from facetl.models.training import FeatureBatches
 
@@ -32,6 +33,9 @@ def main() -> None:
     labels = index["label_index"].to_numpy()
     batches = FeatureBatches(images, labels, test, BATCH)  # streamed: memory flat in N
     p_positive = model.predict(batches, verbose=0)[:, 0]
+    if "face" in index:  # the no-face group's own calibration, as `facetl predict` applies it
+        p_positive = calibrated_by_face(p_positive, index["face"].to_numpy()[test],
+                                        meta.get("no_face"))
     labels = labels[test]
     report = binary_report(labels, p_positive)
     by_face = (by_group_report(labels, p_positive, index["face"].to_numpy()[test])

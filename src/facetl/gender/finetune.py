@@ -5,6 +5,7 @@ that shows the network blurred, upscaled, sharp, tilted and recoloured faces ali
 
 `finetune.gender.enabled: false` (the chapter's frozen recipe) passes the trained model on
 unchanged, so `models/gender/` is always the model that evaluation and `facetl predict` use.
+Either way the final model's no-face group gets its own temperature here (gender/no_face.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from facetl.core import paths
 from facetl.core.params import load_params, lookup
 from facetl.core.plots import training_curves
 from facetl.data.splits import carve_validation, load_split
+from facetl.gender.no_face import no_face_calibration
 from facetl.models.augment import AugmentSettings, augment_batch
 from facetl.models.backbones import get_spec
 from facetl.models.calibration import calibrate, temperature_of, uncalibrated
@@ -32,17 +34,41 @@ def main() -> None:
     seed = lookup(params, "seed")
     model, meta = load_task_model(f"{TASK}_head")
     live_dir = paths.plots_dir(TASK) / "finetune"
-    if not cfg["enabled"]:
-        save_task_model(TASK, model, None, meta | {"finetuned": False})
-        live_dir.mkdir(parents=True, exist_ok=True)
-        (live_dir / "NOTE.txt").write_text("fine-tuning off: finetune.gender.enabled is false\n")
-        print(f"finetune {TASK}: off (finetune.{TASK}.enabled: false): the frozen model as is")
-        return
-
     images = np.load(paths.prepared_dir(TASK) / "images.npy", mmap_mode="r")
     index, train, _ = load_split(TASK)
     targets = index["label_index"].to_numpy().astype("float32")
-    fit_rows, val_rows = carve_validation(index, train, cfg["val_size"], seed)
+    # the people the model did not train on: fine-tuning's own, or else the head's
+    val_size = cfg["val_size"] if cfg["enabled"] else lookup(params, f"train.{TASK}.val_size")
+    fit_rows, val_rows = carve_validation(index, train, val_size, seed)
+    val = np.sort(val_rows)
+
+    if cfg["enabled"]:
+        model, notes = tuned(model, meta, images, targets, fit_rows, val_rows, cfg, seed)
+        p_val = model.predict(ImageBatches(images, targets, val, cfg["batch_size"]), verbose=0)
+        model = calibrate(model, p_val[:, 0], targets[val])
+        print(f"calibration: temperature {temperature_of(model):.3f} on {len(val)} validation "
+              f"photos")
+    else:
+        notes = {"finetuned": False}
+        live_dir.mkdir(parents=True, exist_ok=True)
+        (live_dir / "NOTE.txt").write_text("fine-tuning off: finetune.gender.enabled is false\n")
+        print(f"finetune {TASK}: off (finetune.{TASK}.enabled: false): the frozen model as is")
+
+    p_val = model.predict(ImageBatches(images, targets, val, cfg["batch_size"]), verbose=0)
+    no_face = no_face_calibration(model, meta.get("faces") or {"align": False},
+                                  meta["input_size"], p_val[:, 0], targets[val], seed)
+    if no_face:
+        print(f"no-face group: temperature {no_face['temperature']:.3f} on "
+              f"{no_face['fitted_on']['faceless_pictures']} faceless pictures and "
+              f"{len(val)} validation photos")
+    save_task_model(TASK, model, None, meta | notes | {"no_face": no_face})
+
+
+def tuned(model: keras.Model, meta: dict, images: np.ndarray, targets: np.ndarray,
+          fit_rows: np.ndarray, val_rows: np.ndarray, cfg: dict, seed: int
+          ) -> tuple[keras.Model, dict]:
+    """The model fine-tuned (not yet calibrated), and what model.json says of it."""
+    live_dir = paths.plots_dir(TASK) / "finetune"
     settings = AugmentSettings.from_params(cfg["augment"])
 
     def augment(batch: np.ndarray, batch_targets: np.ndarray, rng: np.random.Generator):
@@ -51,20 +77,14 @@ def main() -> None:
     precision = resolve_precision(cfg["precision"], get_spec(meta["backbone"]).bf16_wins_with,
                                   f"finetune.{TASK}.precision")
     keras.utils.set_random_seed(seed)
-    model = uncalibrated(model)  # trained on raw probabilities; calibrated again below
+    model = uncalibrated(model)  # trained on raw probabilities; calibrated again after
     unfrozen = unfreeze_top(model, cfg["unfreeze"])
     history = finetune(model, images, targets, fit_rows, val_rows,
                        cfg | {"loss": "binary_crossentropy", "metrics": ["accuracy"]}, seed,
                        live_dir, augment, precision)
     training_curves(live_dir, live_dir / "training.png")
-    val = np.sort(val_rows)
-    p_val = model.predict(ImageBatches(images, targets, val, cfg["batch_size"]), verbose=0)
-    model = calibrate(model, p_val[:, 0], targets[val])
-    print(f"calibration: temperature {temperature_of(model):.3f} on {len(val)} validation "
-          f"photos")
-
-    save_task_model(TASK, model, None, meta | {
-        "finetuned": True, "unfrozen_layers": len(unfrozen), "precision": precision,
-        "epochs_run": len(history.history["loss"])})
-    print(f"finetune {TASK}: {len(unfrozen)} backbone layers trained for "
-          f"{len(history.history['loss'])} epochs ({precision})")
+    epochs = len(history.history["loss"])
+    print(f"finetune {TASK}: {len(unfrozen)} backbone layers trained for {epochs} epochs "
+          f"({precision})")
+    return model, {"finetuned": True, "unfrozen_layers": len(unfrozen), "precision": precision,
+                   "epochs_run": epochs}

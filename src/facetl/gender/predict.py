@@ -11,6 +11,7 @@ import numpy as np
 from facetl.core.errors import FacetlError
 from facetl.data.images import resize_square
 from facetl.faces.detect import check_settings, face_crops
+from facetl.gender.no_face import calibrated_by_face
 from facetl.models.export import load_task_model
 from facetl.models.inference import Loader, stream_predictions
 
@@ -39,8 +40,9 @@ def predict_gender(files: list[str], models_root: Path = Path("models"),
                    loaded: tuple[keras.Model, dict] | None = None) -> list[dict]:
     """One dict per file, in order: gender, p_<positive class>, and what the front end did.
 
-    `face` is found (HOG), fallback (padded HOG or CNN), none (centred square) or off (trained
-    without alignment); `faces` is how many faces it saw. Unreadable files get an `error` entry.
+    `face` is found (HOG), fallback (padded HOG or CNN), none (centred square, answered with
+    the no-face group's own calibration) or off (trained without alignment); `faces` is how
+    many faces it saw. Unreadable files get an `error` entry.
     With `min_confidence`, a photo whose calibrated probability of the answer is below it gets
     the answer "uncertain" (its probability still given). With `all_faces`, the largest face
     answers as always and `all_faces` lists every face found, each with its box. `loaded`:
@@ -54,7 +56,8 @@ def predict_gender(files: list[str], models_root: Path = Path("models"),
         crops = face_crops(image, faces, every_face=all_faces)
         return np.stack([resize_square(c.image, meta["input_size"]) for c in crops]), crops
 
-    def answer(p: float) -> dict:
+    def answer(p: float, face: str) -> dict:
+        p = float(calibrated_by_face(np.array([p]), np.array([face]), meta.get("no_face"))[0])
         sure = max(p, 1 - p)
         said = positive if p >= 0.5 else negative
         return {"gender": UNCERTAIN if min_confidence is not None and sure < min_confidence
@@ -62,11 +65,11 @@ def predict_gender(files: list[str], models_root: Path = Path("models"),
 
     def describe(file: str, outputs: np.ndarray, crops: list) -> dict:
         largest = crops[0]
-        entry = {"image": file, **answer(float(outputs[0, 0])), "face": largest.status,
-                 "faces": largest.faces}
+        entry = {"image": file, **answer(float(outputs[0, 0]), largest.status),
+                 "face": largest.status, "faces": largest.faces}
         if all_faces:
             entry["all_faces"] = [{"box": list(crop.box) if crop.box else None,
-                                   **answer(float(output[0]))}
+                                   **answer(float(output[0]), crop.status)}
                                   for crop, output in zip(crops, outputs, strict=True)]
         return entry
 

@@ -26,14 +26,16 @@ def logit(p: np.ndarray) -> np.ndarray:
     return np.log(p) - np.log1p(-p)
 
 
-def fit_temperature(p_positive: np.ndarray, labels: np.ndarray) -> float:
-    """The T that minimises the log loss of sigmoid(logit(p) / T) on these photos."""
+def fit_temperature(p_positive: np.ndarray, labels: np.ndarray,
+                    weights: np.ndarray | None = None) -> float:
+    """The T that minimises the log loss of sigmoid(logit(p) / T) on these photos (`labels`
+    may be soft targets; `weights`: each photo's weight in the mean)."""
     z, y = logit(p_positive), np.asarray(labels, dtype="float64")
 
     def log_loss(log_t: float) -> float:
         scaled = z / np.exp(log_t)
         # log(1 + e^s) - y s: the binary cross-entropy of sigmoid(s), stable for large |s|
-        return float(np.mean(np.logaddexp(0.0, scaled) - y * scaled))
+        return float(np.average(np.logaddexp(0.0, scaled) - y * scaled, weights=weights))
 
     return float(np.exp(minimize_scalar(log_loss, bounds=LOG_T_RANGE, method="bounded").x))
 

@@ -133,6 +133,11 @@ def model_card(manifest: dict[str, Any], metrics_dir: Path) -> str:
         lines.append(f"- Probabilities are calibrated (temperature "
                      f"{manifest['calibration']['temperature']:.3f}) on validation people of "
                      "the training source; on photos from elsewhere they are less reliable.")
+        no_face = manifest["calibration"].get("no_face")
+        if no_face:
+            lines.append(f"- Where the front end finds no face, the answer has its own "
+                         f"temperature ({no_face['temperature']:.3f}), fitted with pictures "
+                         "that hold no face: expect answers near 1/2 there.")
     lines += ["", "## Measured", "", *measured(task, metrics_dir), "",
               "## Training data and licence terms", "", *training_data(manifest), "",
               "## Files", "",

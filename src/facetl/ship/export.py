@@ -183,7 +183,9 @@ def build_manifest(task: str, fmt: str, written: Path, command: str, models_root
             "classes": meta["classes"], "positive_class": meta["classes"][1], "threshold": 0.5,
             "calibration": {"temperature": float(np.prod([t.temperature for t in layers])),
                             "temperature_layers": [t.temperature for t in layers],
-                            "in_graph": True},
+                            "in_graph": True,
+                            # outside the file: facetl applies it where it finds no face
+                            "no_face": meta.get("no_face")},
             "faces": meta.get("faces", {"align": False})}
     else:
         manifest["keypoints"] = {key: meta[key] for key in KEYPOINT_SETTINGS if key in meta}

@@ -1,0 +1,71 @@
+"""Per-photo predictions of a workspace's gender model, saved where a later comparison finds
+them: its validation people (what a combination of routes is fitted on), its test photos and
+the photos from elsewhere; and the model itself (`models/gender/`, for measurements made
+later). A DVC experiment's outputs are replaced by the next one's, so each route's are saved
+right after it ran.
+
+    python benchmarks/route_predictions.py FOLDER   (run in the workspace, after `dvc exp run`)
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+PARTS = ("validation", "test", "web")
+COLUMNS = ["file", "source", "label", "face", "p_positive"]
+
+
+def save(repo: Path, folder: Path) -> None:
+    """Run this module in `repo` (the workspace's own code and model) and write to `folder`."""
+    from tests.e2e import run  # (not at the top: the workspace run imports facetl only)
+
+    folder.mkdir(parents=True, exist_ok=True)
+    run([sys.executable, str(Path(__file__).resolve()), str(folder.resolve())], repo)
+    shutil.copytree(repo / "models/gender", folder / "models/gender", dirs_exist_ok=True)
+
+
+def load(folder: Path) -> dict[str, pd.DataFrame]:
+    """The saved parts, each a table of `COLUMNS` (`label` 0/1, the positive class 1)."""
+    return {part: pd.read_csv(folder / f"{part}.csv", dtype={"face": str},
+                              keep_default_na=False) for part in PARTS}
+
+
+def main() -> None:
+    import numpy as np
+
+    from facetl.core.params import load_params, lookup
+    from facetl.data.splits import carve_validation, load_split
+    from facetl.models.export import load_task_model
+    from facetl.models.training import FeatureBatches
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("folder", type=Path)
+    folder = parser.parse_args().folder
+    params = load_params()
+    index, train, test = load_split("gender")
+    # the people both the head and fine-tuning held out (same fraction and seed: same people)
+    _, validation = carve_validation(index, train, lookup(params, "train.gender.val_size"),
+                                     lookup(params, "seed"))
+    model, _ = load_task_model("gender")
+    images = np.load(Path("data/prepared/gender/images.npy"), mmap_mode="r")
+    labels = index["label_index"].to_numpy()
+    for part, rows in (("validation", np.sort(validation)), ("test", np.sort(test))):
+        p_positive = model.predict(FeatureBatches(images, labels, rows, 32), verbose=0)[:, 0]
+        index.iloc[rows].assign(label=labels[rows], p_positive=p_positive)[COLUMNS].to_csv(
+            folder / f"{part}.csv", index=False)
+    classes = [str(c).lower() for c in lookup(params, "data.gender.classes")]
+    web = pd.read_csv("plots/gender_ood/predictions.csv", keep_default_na=False)
+    web = web[web["error"].eq("")] if "error" in web else web
+    web.assign(file=web["source"].map(lambda s: Path(s).name),
+               label=(web["label"] == classes[1]).astype(int),
+               p_positive=web[f"p_{classes[1]}"])[COLUMNS].to_csv(folder / "web.csv",
+                                                                  index=False)
+
+
+if __name__ == "__main__":
+    main()
