@@ -44,10 +44,6 @@ def route_names(seed: int) -> dict[str, str]:
             FINETUNED: f"route-finetune-cnn-all-layers-seed{seed}"}
 
 
-def predictions_folder(repo: Path, name: str) -> Path:
-    return repo.parent / "route-predictions" / name
-
-
 def joined(parts: dict[str, dict[str, pd.DataFrame]], part: str) -> pd.DataFrame:
     """One row per photo with both routes' logits (photos both routes scored)."""
     best = parts[BEST][part].rename(columns={"p_positive": "p_best"})
@@ -134,7 +130,7 @@ def main() -> None:
     for seed in args.seeds:
         parts = {}
         for route, name in route_names(seed).items():
-            folder = predictions_folder(repo, name)
+            folder = route_predictions.folder_for(repo, name)
             if not (args.reuse and (folder / "web.csv").is_file()):
                 figures = run_experiment(repo, name, EXPERIMENTS[name], [])
                 record("real_experiments", name, figures | {"overrides": EXPERIMENTS[name]},

@@ -8,7 +8,7 @@ benchmarks/results/real_experiments.json (the docs' tables come from there), and
 `facetl report`.
 
     PYTHONPATH=. python benchmarks/real_experiments.py WORKSPACE [--only NAME ...] \
-        [--targets STAGE ...]
+        [--targets STAGE ...] [--save-predictions]
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from benchmarks import route_predictions
 from benchmarks.results import record
 from benchmarks.shared_data import CELEBA, GENDER_WEB, KEYPOINTS, MOBILENET, VGG16_HED
 from facetl.core.params import lookup
@@ -232,6 +233,9 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=list(EXPERIMENTS))
     parser.add_argument("--targets", nargs="+", default=[],
                         help="stages to reproduce (with what they need); default: all")
+    parser.add_argument("--save-predictions", action="store_true",
+                        help="keep each gender experiment's per-photo predictions and model "
+                             "beside the workspace (benchmarks/route_predictions.py)")
     args = parser.parse_args()
     if not CELEBA.is_dir():
         raise SystemExit(f"needs the shared data beside the repository: {CELEBA} is missing")
@@ -240,6 +244,8 @@ def main() -> None:
         figures = run_experiment(repo, name, EXPERIMENTS[name], args.targets)
         record("real_experiments", name, figures | {"overrides": EXPERIMENTS[name]})
         print(json.dumps(figures), flush=True)
+        if args.save_predictions:
+            route_predictions.save(repo, route_predictions.folder_for(repo, name))
     run(["python", "-m", "facetl", "report"], repo)
     print((repo / "reports/comparison.md").read_text())
 

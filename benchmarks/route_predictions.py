@@ -20,6 +20,11 @@ PARTS = ("validation", "test", "web")
 COLUMNS = ["file", "source", "label", "face", "p_positive"]
 
 
+def folder_for(repo: Path, name: str) -> Path:
+    """Where experiment `name`'s predictions are kept: beside the workspace, not in it."""
+    return repo.parent / "route-predictions" / name
+
+
 def save(repo: Path, folder: Path) -> None:
     """Run this module in `repo` (the workspace's own code and model) and write to `folder`."""
     from tests.e2e import run  # (not at the top: the workspace run imports facetl only)

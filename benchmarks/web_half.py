@@ -89,7 +89,7 @@ def main() -> None:
     args = parser.parse_args()
     repo = workspace(args.workspace)
     base_name = route_names(args.seed)[args.route]
-    before = route_predictions.load(repo.parent / "route-predictions" / base_name)
+    before = route_predictions.load(route_predictions.folder_for(repo, base_name))
     name = f"web-half-{base_name.removeprefix('route-')}"
     overrides = EXPERIMENTS[base_name] | write_sources(repo)
     try:
@@ -97,7 +97,7 @@ def main() -> None:
     finally:  # `dvc exp run -S` leaves its values: the next experiment starts from CelebA again
         set_params(repo, {key: BASELINE[key] for key in SOURCES})
     record("real_experiments", name, figures | {"overrides": overrides}, args.results_dir)
-    folder = repo.parent / "route-predictions" / name
+    folder = route_predictions.folder_for(repo, name)
     route_predictions.save(repo, folder)
     after = route_predictions.load(folder)
     held_out = set(halves(pd.read_csv(GENDER_WEB / "labels.csv", dtype=str))[1]["filename"])
