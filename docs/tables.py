@@ -313,12 +313,112 @@ def head_only_table(results: Callable[[str], dict]) -> str:
     return text + f"\nMeasured with `{HEAD_ONLY_COMMAND}` on: {provenance(every)}.\n"
 
 
+COMBINED_COMMAND = "PYTHONPATH=.:src python benchmarks/combined_route.py WORKSPACE --seeds S"
+
+
+def paired_cell(row: dict[str, Any]) -> str:
+    """Accuracy, errors, and the paired test against the best route."""
+    versus = row["vs_best"]
+    return (f"{percent(row['accuracy'])} ({row['errors']} wrong; {versus['only_this_right']} / "
+            f"{versus['only_best_right']}, p {versus['p']:.2g})")
+
+
+def combined_route_table(results: Callable[[str], dict]) -> str:
+    entries = results("combined_route")
+    seeds = sorted(name for name in entries if name.startswith("seed"))
+    if not seeds:
+        return f"Not measured yet: run `{COMBINED_COMMAND}`.\n"
+    lines = ["| seed | way | CelebA test | gender_web | gender_web ECE | gender_web, "
+             "per front-end group |", "|---|---|---|---|---|---|"]
+    for seed in seeds:
+        figures = entries[seed]["figures"]
+        for way, web in figures["web"].items():
+            lines.append(f"| {seed.removeprefix('seed')} | {way} | "
+                         f"{paired_cell(figures['test'][way])} | {paired_cell(web)} | "
+                         f"{percent(web['ece'])} | {groups_cell(web)} |")
+    verdict = entries.get("verdict", {}).get("figures", {}).get("combinations", {})
+    kept = [way for way, row in verdict.items() if row["keep"]]
+    text = ("\n".join(lines) + "\n\nEach cell: accuracy (errors; photos only this way got "
+            "right / only the best route got right, exact McNemar p). Fitted on "
+            f"{', '.join(str(entries[s]['figures']['n_validation']) for s in seeds)} validation "
+            "photos (per seed). ")
+    text += (f"Kept: {', '.join(kept)}." if kept else
+             "Verdict: no combination beats the best route on gender_web at every seed "
+             "measured; none is kept as a route.")
+    every = list(entries.values())
+    return text + f"\n\nMeasured with `{COMBINED_COMMAND}` on: {provenance(every)}.\n"
+
+
+WEB_HALF_COMMAND = "PYTHONPATH=.:src python benchmarks/web_half.py WORKSPACE --seed S"
+
+
+def web_half_table(results: Callable[[str], dict]) -> str:
+    entries = results("web_half")
+    if not entries:
+        return f"Not measured yet: run `{WEB_HALF_COMMAND}`.\n"
+    lines = ["| route, seed | trained on | held-out half of gender_web | its ECE | "
+             "per front-end group | CelebA test photos |", "|---|---|---|---|---|---|"]
+    for _, entry in sorted(entries.items()):
+        f = entry["figures"]
+        for run, label in (("celeba_only", "CelebA"),
+                           ("with_half", f"CelebA + {f['train_half_photos']} gender_web")):
+            held = f["held_out"][run]
+            celeba = f["celeba_test"][run]
+            lines.append(f"| {f['route']}, {f['seed']} | {label} | "
+                         f"{percent(held['accuracy'])}{interval(held['accuracy_ci95'])} | "
+                         f"{percent(held['ece'])} | {groups_cell(held)} | "
+                         f"{percent(celeba['accuracy'])}{interval(celeba['accuracy_ci95'])} "
+                         f"(n={celeba['n_test']}) |")
+        paired = f["held_out"]["paired"]
+        lines.append(f"| | paired on the {paired['n']} held-out photos | right only with the "
+                     f"half: {paired['only_with_half_right']}, only without: "
+                     f"{paired['only_celeba_only_right']}, exact McNemar p "
+                     f"{paired['p']:.2g} | | | |")
+    return ("\n".join(lines) + "\n\nIntervals: Wilson 95%. The CelebA test photos differ "
+            "between the two runs (adding photos moves the split): unpaired. Measured with "
+            f"`{WEB_HALF_COMMAND}` on: {provenance(list(entries.values()))}.\n")
+
+
+NO_FACE_COMMAND = "PYTHONPATH=.:src python benchmarks/no_face.py FOLDER"
+
+
+def no_face_table(results: Callable[[str], dict]) -> str:
+    entries = results("no_face")
+    if not entries:
+        return f"Not measured yet: run `{NO_FACE_COMMAND}`.\n"
+    lines = ["| route (experiment) | temperature: model / no-face group | faceless pictures: "
+             "mean confidence | answered with p >= 0.9 | 40x40 noise, confidence | a face "
+             "photo in the group: ECE |", "|---|---|---|---|---|---|"]
+    for name, entry in sorted(entries.items()):
+        f = entry["figures"]
+        faceless, noise = f["faceless"], f["noise_40px"]["p_positive"]
+        costs = f["test_photos_as_none"]
+        lines.append(
+            f"| `{name}` | {f['no_face']['model_temperature']:.2f} / "
+            f"{f['no_face']['temperature']:.2f} | "
+            f"{percent(faceless['before']['mean_confidence'])} → "
+            f"{percent(faceless['after']['mean_confidence'])} | "
+            f"{percent(faceless['before']['share_sure'])} → "
+            f"{percent(faceless['after']['share_sure'])} | "
+            f"{percent(noise['before']['mean_confidence'])} → "
+            f"{percent(noise['after']['mean_confidence'])} | "
+            f"{percent(costs['ece_model_temperature'])} → "
+            f"{percent(costs['ece_no_face_temperature'])} |")
+    n = next(iter(entries.values()))["figures"]["faceless"]["n"]
+    return ("\n".join(lines) + f"\n\nBefore → after the no-face temperature. Faceless "
+            f"pictures: {n} not fitted on, five kinds. The last column: every CelebA test "
+            "photo scored as if its face had been missed (what the group's temperature "
+            "costs a real face). Measured with "
+            f"`{NO_FACE_COMMAND}` on: {provenance(list(entries.values()))}.\n")
+
+
 TABLES: dict[str, Callable[[Callable[[str], dict]], str]] = {
     "routes": routes_table, "route_groups": route_groups_table,
     "route_calibration": route_calibration_table, "keypoints": keypoints_table,
     "latency": latency_table, "export_parity": export_parity_table,
     "headline": headline_table, "training_precision": training_precision_table,
-    "head_only": head_only_table,
+    "head_only": head_only_table, "combined_route": combined_route_table,
+    "web_half": web_half_table, "no_face": no_face_table,
 }
 
 
