@@ -207,6 +207,13 @@ def face_crops(image: np.ndarray, settings: Mapping[str, Any],
         return [FaceCrop(image, "off")]
     image = np.ascontiguousarray(image)
     status, boxes = detect(image, settings)
+    return aligned_crops(image, status, boxes, settings, every_face)
+
+
+def aligned_crops(image: np.ndarray, status: str, boxes: list[Box],
+                  settings: Mapping[str, Any], every_face: bool = False) -> list[FaceCrop]:
+    """The crops of what `detect` answered (with `none` and no boxes: the centred square)."""
+    image = np.ascontiguousarray(image)
     return [FaceCrop(align(image, box, settings["crop_size"], settings["margin"]), status,
                      len(boxes), box) for box in chosen_boxes(image, boxes, every_face)]
 

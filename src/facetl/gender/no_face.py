@@ -18,13 +18,13 @@ import keras
 import numpy as np
 
 from facetl.data.images import resize_square
-from facetl.faces.detect import face_crop
+from facetl.faces.detect import aligned_crops
 from facetl.faces.faceless import faceless_pictures
 from facetl.models.calibration import fit_temperature, logit, temperature_of
 
 NONE = "none"  # the front end's status for a photo in which no detector found a face
-MAX_PICTURES = 200  # faceless pictures (the front end takes ~0.1 s each), weighted up to
-#                    weigh as much as the validation photos
+MAX_PICTURES = 400  # faceless pictures: as many as validation photos, up to this (weighted
+#                    to weigh as much as them)
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
@@ -33,11 +33,12 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
 
 def faceless_inputs(faces: Mapping[str, Any], input_size: int, count: int,
                     seed: int) -> np.ndarray:
-    """What the model is shown for `count` faceless pictures: the front end's `none` square.
-    (A picture in which a detector does see a face is left out.)"""
-    crops = [face_crop(picture, faces) for picture in faceless_pictures(count, seed)]
-    return np.stack([resize_square(crop.image, input_size) for crop in crops
-                     if crop.status == NONE])
+    """What the model is shown for `count` faceless pictures: the front end's `none` crop.
+    The detectors are not run (they take ~0.1 s a picture): they find no face in these
+    pictures (tests/test_no_face.py, benchmarks/no_face.py check it)."""
+    return np.stack([resize_square(aligned_crops(picture, NONE, [], faces)[0].image,
+                                   input_size)
+                     for picture in faceless_pictures(count, seed)])
 
 
 def no_face_calibration(model: keras.Model, faces: Mapping[str, Any], input_size: int,
