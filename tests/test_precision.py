@@ -13,7 +13,7 @@ import pytest
 from facetl.core.errors import FacetlError
 from facetl.models import precision, training
 from facetl.models.heads import chapter_head
-from facetl.models.precision import resolve_precision
+from facetl.models.precision import loss_scaled, resolve_precision
 from facetl.models.training import fit
 
 BF16_CPU = frozenset({"avx512f", "avx512_bf16"})
@@ -136,3 +136,12 @@ def test_a_head_trains_in_bfloat16_and_is_saved_in_float32(tmp_path):
     head.save(tmp_path / "head.keras")
     reloaded = keras.saving.load_model(tmp_path / "head.keras")
     assert {layer.compute_dtype for layer in reloaded.layers} == {"float32"}
+
+
+@pytest.mark.parametrize("precision,scaled", [("float16", True), ("bfloat16", False),
+                                              ("float32", False)])
+def test_only_float16_training_scales_its_loss(precision, scaled):
+    adam = keras.optimizers.Adam(1e-3)
+    wrapped = loss_scaled(adam, precision)
+    assert isinstance(wrapped, keras.optimizers.LossScaleOptimizer) == scaled
+    assert (wrapped.inner_optimizer if scaled else wrapped) is adam

@@ -19,7 +19,7 @@ import numpy as np
 
 from facetl.core import settings
 from facetl.models.curves import LiveCurves
-from facetl.models.precision import computing_in
+from facetl.models.precision import computing_in, loss_scaled
 
 Augment = Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]]
 CONV_TYPES = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D)
@@ -184,9 +184,7 @@ def finetune(model: keras.Model, images: np.ndarray, targets: np.ndarray, train_
     train = ImageBatches(images, targets, train_idx, cfg["batch_size"], shuffle=True, seed=seed,
                          augment=augment, **loader)
     val = ImageBatches(images, targets, val_idx, cfg["batch_size"], **loader)
-    steps = optimizer(cfg, len(train))
-    if precision == "float16":
-        steps = keras.optimizers.LossScaleOptimizer(steps)
+    steps = loss_scaled(optimizer(cfg, len(train)), precision)
     # The head and the extractor's float32 "features" output stay float32: the loss is there.
     with computing_in(_sublayers(find_backbone(model)), precision):
         model.compile(optimizer=steps, loss=cfg["loss"], metrics=cfg.get("metrics"))

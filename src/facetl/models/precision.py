@@ -85,6 +85,13 @@ def trained_precision(requested: str, network: str, setting: str) -> str:
     return precision
 
 
+def loss_scaled(optimizer: keras.optimizers.Optimizer, precision: str
+                ) -> keras.optimizers.Optimizer:
+    """`optimizer`, wrapped in loss scaling where the precision is float16 (its small
+    gradients would underflow to zero otherwise); as it is for bfloat16 and float32."""
+    return keras.optimizers.LossScaleOptimizer(optimizer) if precision == "float16" else optimizer
+
+
 @contextmanager
 def computing_in(layers: Iterable[keras.layers.Layer], precision: str) -> Iterator[None]:
     """Inside the block `layers` compute in `precision` (float32 | bfloat16 | float16) with

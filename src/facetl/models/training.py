@@ -11,7 +11,7 @@ import keras
 import numpy as np
 
 from facetl.models.curves import LiveCurves
-from facetl.models.precision import computing_in, hidden_layers
+from facetl.models.precision import computing_in, hidden_layers, loss_scaled
 
 
 class FeatureBatches(keras.utils.PyDataset):
@@ -61,9 +61,7 @@ def fit(model: keras.Model, features: np.ndarray, targets: np.ndarray, train_idx
     through dvclive when it is given. `precision` (resolved: float32 | bfloat16 | float16) is
     what every layer but the output computes in while it trains; float16 scales the loss so
     that small gradients do not underflow."""
-    adam = keras.optimizers.Adam(cfg["learning_rate"])
-    if precision == "float16":
-        adam = keras.optimizers.LossScaleOptimizer(adam)
+    adam = loss_scaled(keras.optimizers.Adam(cfg["learning_rate"]), precision)
     train = FeatureBatches(features, targets, train_idx, cfg["batch_size"], shuffle=True,
                            seed=seed, transform=transform)
     val = FeatureBatches(features, targets, val_idx, cfg["batch_size"], transform=transform)
