@@ -21,7 +21,13 @@ import pandas as pd
 
 from benchmarks import route_predictions
 from benchmarks.combined_route import route_names
-from benchmarks.real_experiments import BASELINE, EXPERIMENTS, run_experiment, workspace
+from benchmarks.real_experiments import (
+    BASELINE,
+    EXPERIMENTS,
+    TARGETS,
+    run_experiment,
+    workspace,
+)
 from benchmarks.results import add_results_dir, record
 from benchmarks.shared_data import CELEBA, GENDER_WEB
 from facetl.core.metrics import binary_report, by_group_report
@@ -93,7 +99,7 @@ def main() -> None:
     name = f"web-half-{base_name.removeprefix('route-')}"
     overrides = EXPERIMENTS[base_name] | write_sources(repo)
     try:
-        figures = run_experiment(repo, name, overrides, [])
+        figures = run_experiment(repo, name, overrides, TARGETS["route-"])
     finally:  # `dvc exp run -S` leaves its values: the next experiment starts from CelebA again
         set_params(repo, {key: BASELINE[key] for key in SOURCES})
     record("real_experiments", name, figures | {"overrides": overrides}, args.results_dir)

@@ -1,0 +1,102 @@
+"""Temperature scaling measured against two other ways to calibrate a route, all fitted on the
+same validation people and scored on CelebA's test split and on gender_web (never fitted on):
+- `temperature`: one T (what the pipeline does);
+- `platt`: a slope and an intercept on the logit (Platt scaling);
+- `temperature per group`: one T for photos whose face HOG found and one for the rest (the
+  groups differ in how reliable they are, and gender_web has three times CelebA's share of
+  the rest); a group with fewer than `MIN_GROUP` validation photos keeps the pooled T.
+
+From the per-photo answers and model that route_predictions.py saved for each route: the raw
+logit is the saved probability's logit times the model's temperature.
+
+    PYTHONPATH=.:src python benchmarks/calibration_methods.py FOLDER [FOLDER ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+
+from benchmarks import route_predictions
+from benchmarks.results import add_results_dir, record
+from facetl.core.metrics import by_group_report, calibration_report
+from facetl.models.calibration import fit_temperature, logit, temperature_of
+from facetl.models.export import load_task_model
+
+MIN_GROUP = 30
+FOUND = "found"
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-z))
+
+
+def temperature(validation: pd.DataFrame) -> Callable[[pd.DataFrame], np.ndarray]:
+    t = fit_temperature(sigmoid(validation["z"]), validation["label"])
+    return lambda frame: sigmoid(frame["z"].to_numpy() / t)
+
+
+def platt(validation: pd.DataFrame) -> Callable[[pd.DataFrame], np.ndarray]:
+    fitted = LogisticRegression(C=1e6).fit(validation[["z"]], validation["label"])
+    return lambda frame: fitted.predict_proba(frame[["z"]])[:, 1]
+
+
+def temperature_per_group(validation: pd.DataFrame) -> Callable[[pd.DataFrame], np.ndarray]:
+    pooled = fit_temperature(sigmoid(validation["z"]), validation["label"])
+    found = validation["face"] == FOUND
+    per_group = {is_found: (fit_temperature(sigmoid(validation["z"][found == is_found]),
+                                            validation["label"][found == is_found])
+                            if (found == is_found).sum() >= MIN_GROUP else pooled)
+                 for is_found in (True, False)}
+    return lambda frame: sigmoid(frame["z"].to_numpy() / np.where(
+        frame["face"] == FOUND, per_group[True], per_group[False]))
+
+
+METHODS = {"temperature": temperature, "platt": platt,
+           "temperature per group": temperature_per_group}
+
+
+def scores(frame: pd.DataFrame, p_positive: np.ndarray) -> dict:
+    labels = frame["label"].to_numpy()
+    report = calibration_report(labels, p_positive)
+    return {"ece": report["ece"], "ece_ci95": report["ece_ci95"], "brier": report["brier"],
+            "by_face": {group: {key: row[key] for key in ("n", "ece", "mean_confidence",
+                                                          "accuracy")}
+                        for group, row in by_group_report(labels, p_positive,
+                                                          frame["face"].to_numpy()).items()}}
+
+
+def measure(folder: Path) -> dict:
+    model, _ = load_task_model("gender", folder / "models")
+    t_model = temperature_of(model)
+    parts = {part: frame.assign(z=logit(frame["p_positive"]) * t_model)
+             for part, frame in route_predictions.load(folder).items()}
+    validation = parts["validation"]
+    figures = {"n_validation": len(validation),
+               "validation_found": int((validation["face"] == FOUND).sum())}
+    for name, method in METHODS.items():
+        calibrated = method(validation)
+        figures[name] = {part: scores(parts[part], calibrated(parts[part]))
+                         for part in ("test", "web")}
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("folders", type=Path, nargs="+")
+    add_results_dir(parser)
+    args = parser.parse_args()
+    for folder in args.folders:
+        figures = measure(folder)
+        record("calibration_methods", folder.name, figures, args.results_dir)
+        print(folder.name, {name: round(figures[name]["web"]["ece"], 4) for name in METHODS},
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
