@@ -379,6 +379,27 @@ def web_half_table(results: Callable[[str], dict]) -> str:
             f"`{WEB_HALF_COMMAND}` on: {provenance(list(entries.values()))}.\n")
 
 
+METHODS_COMMAND = "PYTHONPATH=.:src python benchmarks/calibration_methods.py FOLDER"
+
+
+def calibration_methods_table(results: Callable[[str], dict]) -> str:
+    entries = results("calibration_methods")
+    if not entries:
+        return f"Not measured yet: run `{METHODS_COMMAND}`.\n"
+    methods = [key for key in next(iter(entries.values()))["figures"]
+               if isinstance(next(iter(entries.values()))["figures"][key], dict)]
+    lines = ["| route (experiment) | method | CelebA ECE [95% CI] | gender_web ECE [95% CI] | "
+             "gender_web Brier |", "|---|---|---|---|---|"]
+    for name, entry in sorted(entries.items()):
+        for method in methods:
+            test, web = entry["figures"][method]["test"], entry["figures"][method]["web"]
+            lines.append(f"| `{name}` | {method} | {calibration_cell(test)} | "
+                         f"{calibration_cell(web)} | {web['brier']:.4f} |")
+    return ("\n".join(lines) + "\n\nEach method fitted on the route's validation people "
+            "only. Measured with "
+            f"`{METHODS_COMMAND}` on: {provenance(list(entries.values()))}.\n")
+
+
 NO_FACE_COMMAND = "PYTHONPATH=.:src python benchmarks/no_face.py FOLDER"
 
 
@@ -419,6 +440,7 @@ TABLES: dict[str, Callable[[Callable[[str], dict]], str]] = {
     "headline": headline_table, "training_precision": training_precision_table,
     "head_only": head_only_table, "combined_route": combined_route_table,
     "web_half": web_half_table, "no_face": no_face_table,
+    "calibration_methods": calibration_methods_table,
 }
 
 
