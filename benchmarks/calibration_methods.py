@@ -14,7 +14,6 @@ logit is the saved probability's logit times the model's temperature.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,7 +22,6 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
 from benchmarks import route_predictions
-from benchmarks.results import add_results_dir, record
 from facetl.core.metrics import by_group_report, calibration_report
 from facetl.models.calibration import fit_temperature, logit, temperature_of
 from facetl.models.export import load_task_model
@@ -87,15 +85,10 @@ def measure(folder: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("folders", type=Path, nargs="+")
-    add_results_dir(parser)
-    args = parser.parse_args()
-    for folder in args.folders:
-        figures = measure(folder)
-        record("calibration_methods", folder.name, figures, args.results_dir)
-        print(folder.name, {name: round(figures[name]["web"]["ece"], 4) for name in METHODS},
-              flush=True)
+    route_predictions.measure_folders(
+        "calibration_methods", __doc__, measure,
+        lambda figures: ", ".join(f"{name} gender_web ECE {figures[name]['web']['ece']:.4f}"
+                                  for name in METHODS))
 
 
 if __name__ == "__main__":

@@ -18,14 +18,12 @@ photos and faceless pictures drawn with seed `FIT_SEED`), then measured on:
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from benchmarks import route_predictions
-from benchmarks.results import add_results_dir, record
 from facetl.core.metrics import confidence, expected_calibration_error
 from facetl.data.images import resize_square
 from facetl.faces.detect import face_crop
@@ -97,19 +95,16 @@ def measure(folder: Path) -> dict:
     }
 
 
+def summary(figures: dict) -> str:
+    faceless = figures["faceless"]
+    return (f"no-face T {figures['no_face']['temperature']:.2f} (model T "
+            f"{figures['no_face']['model_temperature']:.2f}); faceless pictures answered with "
+            f"p >= {SURE}: {faceless['before']['share_sure']:.0%} -> "
+            f"{faceless['after']['share_sure']:.0%}")
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("folders", type=Path, nargs="+")
-    add_results_dir(parser)
-    args = parser.parse_args()
-    for folder in args.folders:
-        figures = measure(folder)
-        record("no_face", folder.name, figures, args.results_dir)
-        faceless = figures["faceless"]
-        print(f"{folder.name}: no-face T {figures['no_face']['temperature']:.2f} "
-              f"(model T {figures['no_face']['model_temperature']:.2f}); faceless pictures "
-              f"sure (p>={SURE}) {faceless['before']['share_sure']:.0%} -> "
-              f"{faceless['after']['share_sure']:.0%}", flush=True)
+    route_predictions.measure_folders("no_face", __doc__, measure, summary)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -32,6 +33,22 @@ def save(repo: Path, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     run([sys.executable, str(Path(__file__).resolve()), str(folder.resolve())], repo)
     shutil.copytree(repo / "models/gender", folder / "models/gender", dirs_exist_ok=True)
+
+
+def measure_folders(benchmark: str, description: str, measure: Callable[[Path], dict],
+                    summary: Callable[[dict], str]) -> None:
+    """The command line of a benchmark that measures saved route folders: each folder's
+    figures recorded as entry <folder name> of benchmarks/results/<benchmark>.json."""
+    from benchmarks.results import add_results_dir, record
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("folders", type=Path, nargs="+", help="folders this module saved")
+    add_results_dir(parser)
+    args = parser.parse_args()
+    for folder in args.folders:
+        figures = measure(folder)
+        record(benchmark, folder.name, figures, args.results_dir)
+        print(f"{folder.name}: {summary(figures)}", flush=True)
 
 
 def load(folder: Path) -> dict[str, pd.DataFrame]:
