@@ -37,12 +37,14 @@ def cpu_machine() -> str:
 
 
 def commit() -> str:
-    """HEAD of the repository the benchmark ran from; `+changes` when the tree was not clean."""
+    """HEAD of the repository the benchmark ran from; `+changes` when its code was not clean
+    (results files aside: a benchmark recording several entries changes them itself)."""
     root = Path(__file__).resolve().parents[1]
     try:
         head = subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], cwd=root,
                               capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                ".", f":!{RESULTS.relative_to(root)}"],
                                cwd=root, capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
