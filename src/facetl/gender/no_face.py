@@ -5,7 +5,7 @@ face in it got answers as sure as a face's (a 40x40 square of noise: p(male) 0.9
 picture has no right answer; a photo whose face the detector missed has one. So the no-face
 temperature is fitted on both, one to one: the validation photos with their labels, and
 pictures with no face (`faces.faceless`, through the same front end) with the target 1/2. The
-group's answers then sit between: sure where a photo still shows its person, near 1/2 on
+group's answers then sit between: sure where a photo still shows its person, nearer 1/2 on
 noise. It is stored in model.json (`no_face`) and applied by evaluation and `facetl predict`.
 """
 

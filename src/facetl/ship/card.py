@@ -137,7 +137,7 @@ def model_card(manifest: dict[str, Any], metrics_dir: Path) -> str:
         if no_face:
             lines.append(f"- Where the front end finds no face, the answer has its own "
                          f"temperature ({no_face['temperature']:.3f}), fitted with pictures "
-                         "that hold no face: expect answers near 1/2 there.")
+                         "that hold no face: expect answers closer to 1/2 there.")
     lines += ["", "## Measured", "", *measured(task, metrics_dir), "",
               "## Training data and licence terms", "", *training_data(manifest), "",
               "## Files", "",
