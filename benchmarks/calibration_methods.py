@@ -23,15 +23,11 @@ from sklearn.linear_model import LogisticRegression
 
 from benchmarks import route_predictions
 from facetl.core.metrics import by_group_report, calibration_report
-from facetl.models.calibration import fit_temperature, logit, temperature_of
+from facetl.models.calibration import fit_temperature, logit, sigmoid, temperature_of
 from facetl.models.export import load_task_model
 
 MIN_GROUP = 30
 FOUND = "found"
-
-
-def sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1 / (1 + np.exp(-z))
 
 
 def temperature(validation: pd.DataFrame) -> Callable[[pd.DataFrame], np.ndarray]:

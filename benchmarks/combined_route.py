@@ -31,7 +31,7 @@ from benchmarks import route_predictions
 from benchmarks.real_experiments import EXPERIMENTS, run_experiment, workspace
 from benchmarks.results import add_results_dir, load, record
 from facetl.core.metrics import binary_report, by_group_report
-from facetl.models.calibration import logit
+from facetl.models.calibration import logit, sigmoid
 from facetl.report.compare import discordant_counts, mcnemar_exact
 
 BEST, FINETUNED = "best", "fine-tuned"
@@ -70,8 +70,7 @@ def combinations(validation: pd.DataFrame) -> dict[str, callable]:
         fitted[name] = (lambda frame, m=model, g=by_face: m.predict_proba(inputs(frame, g))[:, 1])
     return {BEST: lambda frame: frame["p_best"].to_numpy(),
             FINETUNED: lambda frame: frame["p_finetuned"].to_numpy(),
-            "mean logit": lambda frame: 1 / (1 + np.exp(-(frame["z_best"]
-                                                          + frame["z_finetuned"]) / 2)),
+            "mean logit": lambda frame: sigmoid((frame["z_best"] + frame["z_finetuned"]) / 2),
             **fitted}
 
 

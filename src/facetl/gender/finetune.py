@@ -20,7 +20,7 @@ from facetl.data.splits import carve_validation, load_split
 from facetl.gender.no_face import no_face_calibration
 from facetl.models.augment import AugmentSettings, augment_batch
 from facetl.models.backbones import get_spec
-from facetl.models.calibration import calibrate, temperature_of, uncalibrated
+from facetl.models.calibration import calibrate, rescaled, temperature_of, uncalibrated
 from facetl.models.export import load_task_model, save_task_model
 from facetl.models.finetune import ImageBatches, finetune, unfreeze_top
 from facetl.models.precision import resolve_precision
@@ -44,19 +44,21 @@ def main() -> None:
 
     if cfg["enabled"]:
         model, notes = tuned(model, meta, images, targets, fit_rows, val_rows, cfg, seed)
-        p_val = model.predict(ImageBatches(images, targets, val, cfg["batch_size"]), verbose=0)
-        model = calibrate(model, p_val[:, 0], targets[val])
+        p_raw = model.predict(ImageBatches(images, targets, val, cfg["batch_size"]), verbose=0)
+        model = calibrate(model, p_raw[:, 0], targets[val])
         print(f"calibration: temperature {temperature_of(model):.3f} on {len(val)} validation "
               f"photos")
+        p_val = rescaled(p_raw[:, 0], 1 / temperature_of(model))  # what the model says now
     else:
         notes = {"finetuned": False}
         live_dir.mkdir(parents=True, exist_ok=True)
         (live_dir / "NOTE.txt").write_text("fine-tuning off: finetune.gender.enabled is false\n")
         print(f"finetune {TASK}: off (finetune.{TASK}.enabled: false): the frozen model as is")
+        p_val = model.predict(ImageBatches(images, targets, val, cfg["batch_size"]),
+                              verbose=0)[:, 0]
 
-    p_val = model.predict(ImageBatches(images, targets, val, cfg["batch_size"]), verbose=0)
     no_face = no_face_calibration(model, meta.get("faces") or {"align": False},
-                                  meta["input_size"], p_val[:, 0], targets[val], seed)
+                                  meta["input_size"], p_val, targets[val], seed)
     if no_face:
         print(f"no-face group: temperature {no_face['temperature']:.3f} on "
               f"{no_face['fitted_on']['faceless_pictures']} faceless pictures and "

@@ -20,15 +20,11 @@ import numpy as np
 from facetl.data.images import resize_square
 from facetl.faces.detect import aligned_crops
 from facetl.faces.faceless import faceless_pictures
-from facetl.models.calibration import fit_temperature, logit, temperature_of
+from facetl.models.calibration import fit_temperature, rescaled, temperature_of
 
 NONE = "none"  # the front end's status for a photo in which no detector found a face
 MAX_PICTURES = 400  # faceless pictures: as many as validation photos, up to this (weighted
 #                    to weigh as much as them)
-
-
-def sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1 / (1 + np.exp(-z))
 
 
 def faceless_inputs(faces: Mapping[str, Any], input_size: int, count: int,
@@ -52,7 +48,7 @@ def no_face_calibration(model: keras.Model, faces: Mapping[str, Any], input_size
     inputs = faceless_inputs(faces, input_size, min(len(p_validation), MAX_PICTURES), seed)
     p_faceless = model.predict(inputs, verbose=0)[:, 0]
     # the raw probabilities (temperature 1) of both sets, fitted together
-    raw = sigmoid(logit(np.concatenate([p_validation, p_faceless])) * temperature)
+    raw = rescaled(np.concatenate([p_validation, p_faceless]), temperature)
     targets = np.concatenate([labels_validation, np.full(len(p_faceless), 0.5)])
     weights = np.concatenate([np.ones(len(p_validation)),
                               np.full(len(p_faceless), len(p_validation) / len(p_faceless))])
@@ -69,6 +65,6 @@ def calibrated_by_face(p_positive: np.ndarray, face: np.ndarray,
     p_positive = np.asarray(p_positive, dtype="float64")
     if not no_face:
         return p_positive
-    scale = no_face["model_temperature"] / no_face["temperature"]
     none = np.asarray(face).astype(str) == NONE
-    return np.where(none, sigmoid(logit(p_positive) * scale), p_positive)
+    return np.where(none, rescaled(p_positive, no_face["model_temperature"]
+                                   / no_face["temperature"]), p_positive)

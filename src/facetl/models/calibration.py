@@ -26,6 +26,16 @@ def logit(p: np.ndarray) -> np.ndarray:
     return np.log(p) - np.log1p(-p)
 
 
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-np.asarray(z, dtype="float64")))
+
+
+def rescaled(p: np.ndarray, factor: float | np.ndarray) -> np.ndarray:
+    """sigmoid(logit(p) * factor): a probability under another temperature (factor = the
+    temperature it was made with over the one wanted)."""
+    return sigmoid(logit(p) * factor)
+
+
 def fit_temperature(p_positive: np.ndarray, labels: np.ndarray,
                     weights: np.ndarray | None = None) -> float:
     """The T that minimises the log loss of sigmoid(logit(p) / T) on these photos (`labels`
@@ -109,5 +119,5 @@ def with_temperature(model: keras.Model, temperature: float) -> keras.Model:
 
 def calibrate(model: keras.Model, p_val: np.ndarray, labels_val: np.ndarray) -> keras.Model:
     """Refit the temperature on validation predictions `p_val` of `model` as it is now."""
-    raw_p = 1 / (1 + np.exp(-logit(p_val) * temperature_of(model)))  # undo the current T
+    raw_p = rescaled(p_val, temperature_of(model))  # undo the current T
     return with_temperature(model, fit_temperature(raw_p, labels_val))
