@@ -6,8 +6,7 @@ same validation people and scored on CelebA's test split and on gender_web (neve
   groups differ in how reliable they are, and gender_web has three times CelebA's share of
   the rest); a group with fewer than `MIN_GROUP` validation photos keeps the pooled T.
 
-From the per-photo answers and model that route_predictions.py saved for each route: the raw
-logit is the saved probability's logit times the model's temperature.
+From the per-photo answers and model that route_predictions.py saved for each route.
 
     PYTHONPATH=.:src python benchmarks/calibration_methods.py FOLDER [FOLDER ...]
 """
@@ -23,8 +22,7 @@ from sklearn.linear_model import LogisticRegression
 
 from benchmarks import route_predictions
 from facetl.core.metrics import by_group_report, calibration_report
-from facetl.models.calibration import fit_temperature, logit, sigmoid, temperature_of
-from facetl.models.export import load_task_model
+from facetl.models.calibration import fit_temperature, sigmoid
 
 MIN_GROUP = 30
 FOUND = "found"
@@ -66,10 +64,7 @@ def scores(frame: pd.DataFrame, p_positive: np.ndarray) -> dict:
 
 
 def measure(folder: Path) -> dict:
-    model, _ = load_task_model("gender", folder / "models")
-    t_model = temperature_of(model)
-    parts = {part: frame.assign(z=logit(frame["p_positive"]) * t_model)
-             for part, frame in route_predictions.load(folder).items()}
+    parts = route_predictions.with_raw_logits(folder)
     validation = parts["validation"]
     figures = {"n_validation": len(validation),
                "validation_found": int((validation["face"] == FOUND).sum())}

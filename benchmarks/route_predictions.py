@@ -57,6 +57,18 @@ def load(folder: Path) -> dict[str, pd.DataFrame]:
                               keep_default_na=False) for part in PARTS}
 
 
+def with_raw_logits(folder: Path) -> dict[str, pd.DataFrame]:
+    """The saved parts with `z`, the model's logit before its temperature (the saved
+    probability's logit times that temperature): what a calibration is fitted on."""
+    from facetl.models.calibration import logit, temperature_of
+    from facetl.models.export import load_task_model
+
+    model, _ = load_task_model("gender", folder / "models")
+    t_model = temperature_of(model)
+    return {part: frame.assign(z=logit(frame["p_positive"]) * t_model)
+            for part, frame in load(folder).items()}
+
+
 def main() -> None:
     import numpy as np
 

@@ -64,6 +64,11 @@ def write_sources(repo: Path) -> dict[str, str]:
                     strict=True))
 
 
+def base_name(route: str, seed: int) -> str:
+    """The real_experiments name of the CelebA-only run this route is compared with."""
+    return f"route-default-seed{seed}" if route == "default" else route_names(seed)[route]
+
+
 def celeba_rows(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["source"].str.startswith(str(CELEBA))]
 
@@ -90,14 +95,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("workspace", type=Path)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--route", choices=["best", "fine-tuned"], default="best")
+    parser.add_argument("--route", choices=["best", "fine-tuned", "default"], default="best")
     add_results_dir(parser)
     args = parser.parse_args()
     repo = workspace(args.workspace)
-    base_name = route_names(args.seed)[args.route]
-    before = route_predictions.load(route_predictions.folder_for(repo, base_name))
-    name = f"web-half-{base_name.removeprefix('route-')}"
-    overrides = EXPERIMENTS[base_name] | write_sources(repo)
+    celeba_only = base_name(args.route, args.seed)
+    before = route_predictions.load(route_predictions.folder_for(repo, celeba_only))
+    name = f"web-half-{celeba_only.removeprefix('route-')}"
+    overrides = EXPERIMENTS[celeba_only] | write_sources(repo)
     try:
         figures = run_experiment(repo, name, overrides, TARGETS["route-"])
     finally:  # `dvc exp run -S` leaves its values: the next experiment starts from CelebA again
@@ -109,7 +114,7 @@ def main() -> None:
     held_out = set(halves(pd.read_csv(GENDER_WEB / "labels.csv", dtype=str))[1]["filename"])
     before_held_out = before["web"][before["web"]["file"].isin(held_out)]
     record("web_half", name, {
-        "route": args.route, "seed": args.seed, "celeba_only_run": base_name,
+        "route": args.route, "seed": args.seed, "celeba_only_run": celeba_only,
         "held_out": {"with_half": report(after["web"]), "celeba_only": report(before_held_out),
                      "paired": paired(after["web"], before_held_out)},
         "celeba_test": {"with_half": report(celeba_rows(after["test"])),

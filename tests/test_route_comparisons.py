@@ -1,6 +1,6 @@
 """The route comparisons of the benchmarks, on predictions made up so the answer is known:
-the combined route (benchmarks/combined_route.py) and the halves of gender_web
-(benchmarks/web_half.py)."""
+the combined route (benchmarks/combined_route.py), the halves of gender_web
+(benchmarks/web_half.py) and how far a temperature carries (benchmarks/temperature_transfer.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from benchmarks.combined_route import BEST, FINETUNED, compare, verdict
+from benchmarks.temperature_transfer import fitted, goal_span
 from benchmarks.web_half import halves
 
 
@@ -68,3 +69,19 @@ def test_gender_webs_halves_are_fixed_disjoint_complete_and_class_balanced():
     # the same halves whatever order the rows come in
     again, _ = halves(labels.sample(frac=1, random_state=3))
     assert set(again["filename"]) == set(train_half["filename"])
+
+
+def test_the_temperatures_within_the_ece_goal_surround_the_one_the_labels_were_drawn_with():
+    rng = np.random.default_rng(2)
+    z = rng.normal(0, 6, 40_000)
+    drawn_with = {2.5: None, 1.0: None}
+    for temperature in drawn_with:
+        labels = (rng.random(z.size) < 1 / (1 + np.exp(-z / temperature))).astype(int)
+        drawn_with[temperature] = pd.DataFrame({"z": z, "label": labels})
+    hard, easy = drawn_with[2.5], drawn_with[1.0]
+    assert fitted(hard) == pytest.approx(2.5, rel=0.05)
+    low, high = goal_span(hard)
+    assert low < 2.5 < high
+    # a set whose labels follow the raw logits: T = 2.5 is far too cautious for it
+    low_easy, high_easy = goal_span(easy)
+    assert low_easy < 1.0 < high_easy < 2.5

@@ -1,0 +1,76 @@
+"""Does a temperature fitted on CelebA's people carry over to photos from elsewhere? For each
+saved route: the temperature fitted on its validation people (what the pipeline does), on
+CelebA's test split and on both (twice the in-distribution photos: what a larger validation
+set or out-of-fold calibration could at best reach), with the ECE each gives on the test
+split and on gender_web; and the temperatures for which each set's ECE is within the goal.
+
+The fits on the test split and the ranges are a diagnosis, never a route: a route fitted on
+its test photos or on gender_web would report nothing. If gender_web's range and the
+in-distribution temperatures do not meet, no temperature fitted on CelebA reaches the goal
+there: the model's confidence does not follow the change in difficulty between the sets.
+
+    PYTHONPATH=.:src python benchmarks/temperature_transfer.py FOLDER [FOLDER ...]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmarks import route_predictions
+from facetl.core.metrics import calibration_report, expected_calibration_error
+from facetl.models.calibration import fit_temperature, sigmoid
+
+GOAL_ECE = 0.02
+GRID = np.exp(np.linspace(np.log(0.25), np.log(8.0), 241))  # 1.5% apart
+
+
+def goal_span(frame: pd.DataFrame) -> list[float] | None:
+    """The lowest and highest grid temperature whose ECE meets the goal (binned ECE is not
+    smooth in T: near the edges a lone grid point can meet it or miss it), or None."""
+    labels, z = frame["label"].to_numpy(), frame["z"].to_numpy()
+    within = [t for t in GRID if expected_calibration_error(labels, sigmoid(z / t)) <= GOAL_ECE]
+    return [float(within[0]), float(within[-1])] if within else None
+
+
+def fitted(frame: pd.DataFrame) -> float:
+    return fit_temperature(sigmoid(frame["z"]), frame["label"])
+
+
+def scored(frame: pd.DataFrame, temperature: float) -> dict:
+    labels, p_positive = frame["label"].to_numpy(), sigmoid(frame["z"].to_numpy() / temperature)
+    report = calibration_report(labels, p_positive)
+    return {"ece": report["ece"], "ece_ci95": report["ece_ci95"],
+            "mean_confidence": float(np.maximum(p_positive, 1 - p_positive).mean())}
+
+
+def measure(folder: Path) -> dict:
+    parts = route_predictions.with_raw_logits(folder)
+    in_distribution = pd.concat([parts["validation"], parts["test"]])
+    temperatures = {"validation": fitted(parts["validation"]), "test": fitted(parts["test"]),
+                    "validation+test": fitted(in_distribution), "none": 1.0}
+    return {
+        "n": {part: len(frame) for part, frame in parts.items()},
+        "accuracy": {part: float(((frame["z"] > 0) == (frame["label"] == 1)).mean())
+                     for part, frame in parts.items()},
+        "fits": {name: {"temperature": t} | {part: scored(parts[part], t)
+                                              for part in ("test", "web")}
+                 for name, t in temperatures.items()},
+        "within_goal": {part: goal_span(parts[part]) for part in ("test", "web")},
+    }
+
+
+def summary(figures: dict) -> str:
+    return ", ".join(f"T {name} {fit['temperature']:.2f}: web ECE {fit['web']['ece']:.4f}"
+                     for name, fit in figures["fits"].items()) + (
+        f"; web within the goal for T in {figures['within_goal']['web']}")
+
+
+def main() -> None:
+    route_predictions.measure_folders("temperature_transfer", __doc__, measure, summary)
+
+
+if __name__ == "__main__":
+    main()
