@@ -21,6 +21,7 @@ from facetl.models.calibration import with_temperature
 from tests.e2e import REPO
 from tests.tiny_pipeline import trained_gender
 
+BFLOAT16_GAP = 2e-3
 FACES = yaml.safe_load((REPO / "params.yaml").read_text())["faces"] | {"align": True}
 
 
@@ -120,3 +121,35 @@ def test_predict_and_evaluate_answer_the_none_group_with_its_own_temperature(
         assert max(abs(p - 0.5) for p in plain.values()) > 1e-2
     finally:
         meta_file.write_text(json.dumps(meta))
+
+
+def test_an_onnx_export_answers_the_none_group_with_its_own_temperature(
+        aligned, monkeypatch, capsys):
+    for module in ("tf2onnx", "onnxruntime"):
+        pytest.importorskip(module)
+    from facetl.ship.export import export
+    from tests.test_export import git
+
+    if not (aligned / ".git").is_dir():  # the export records the commit it came from
+        git(aligned, "init", "-q")
+        git(aligned, "commit", "-q", "--allow-empty", "-m", "workspace")
+    folder = export("gender", "onnx", aligned / "exported/onnx", aligned / "models")
+    by_keras = predicted(aligned, monkeypatch, capsys)
+
+    def by_onnx() -> dict[str, float]:
+        cli.main(["predict", "--task", "gender", "--json", "--runtime", "onnx", "--models",
+                  str(folder.parent), str(aligned / "source/images")])
+        return {Path(r["image"]).name: r["p_male"]
+                for r in json.loads(capsys.readouterr().out)}
+
+    carried = by_onnx()
+    # the Keras model's backbone computes in bfloat16 (`auto` on a CPU with it), the export in
+    # float32: a few 1e-4 apart
+    assert carried == pytest.approx(by_keras, abs=BFLOAT16_GAP)
+    # without the entry the manifest carries, the onnx answers are the model's plain ones
+    manifest_file = folder / "manifest.json"
+    manifest = json.loads(manifest_file.read_text())
+    manifest["model_json"].pop("no_face")
+    manifest_file.write_text(json.dumps(manifest))
+    plain = by_onnx()
+    assert max(abs(carried[name] - plain[name]) for name in plain) > 10 * BFLOAT16_GAP
