@@ -349,7 +349,8 @@ def combined_route_table(results: Callable[[str], dict]) -> str:
     return text + f"\n\nMeasured with `{COMBINED_COMMAND}` on: {provenance(every)}.\n"
 
 
-WEB_HALF_COMMAND = "PYTHONPATH=.:src python benchmarks/web_half.py WORKSPACE --seed S"
+WEB_HALF_COMMAND = (
+    "PYTHONPATH=.:src python benchmarks/web_half.py WORKSPACE --seed S --route R")
 
 
 def web_half_table(results: Callable[[str], dict]) -> str:
