@@ -380,28 +380,37 @@ def web_half_table(results: Callable[[str], dict]) -> str:
             f"`{WEB_HALF_COMMAND}` on: {provenance(list(entries.values()))}.\n")
 
 
-METHODS_COMMAND = "PYTHONPATH=.:src python benchmarks/calibration_methods.py FOLDER"
+def per_route_table(results: Callable[[str], dict], benchmark: str, command: str,
+                    header: list[str], rows: Callable[[str, dict], list[str]],
+                    note: Callable[[dict], str]) -> str:
+    """The table of a benchmark measured on saved route folders: `rows` of each folder's
+    figures, then `note` (given the first entry's figures) and where it was measured."""
+    entries = results(benchmark)
+    if not entries:
+        return f"Not measured yet: run `{command}`.\n"
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, entry in sorted(entries.items()):
+        lines.extend(rows(f"`{name}`", entry["figures"]))
+    first = next(iter(entries.values()))["figures"]
+    return ("\n".join(lines) + f"\n\n{note(first)} Measured with `{command}` on: "
+            f"{provenance(list(entries.values()))}.\n")
+
+
+METHODS = ("temperature", "platt", "temperature per group")
 
 
 def calibration_methods_table(results: Callable[[str], dict]) -> str:
-    entries = results("calibration_methods")
-    if not entries:
-        return f"Not measured yet: run `{METHODS_COMMAND}`.\n"
-    methods = [key for key in next(iter(entries.values()))["figures"]
-               if isinstance(next(iter(entries.values()))["figures"][key], dict)]
-    lines = ["| route (experiment) | method | CelebA ECE [95% CI] | gender_web ECE [95% CI] | "
-             "gender_web Brier |", "|---|---|---|---|---|"]
-    for name, entry in sorted(entries.items()):
-        for method in methods:
-            test, web = entry["figures"][method]["test"], entry["figures"][method]["web"]
-            lines.append(f"| `{name}` | {method} | {calibration_cell(test)} | "
-                         f"{calibration_cell(web)} | {web['brier']:.4f} |")
-    return ("\n".join(lines) + "\n\nEach method fitted on the route's validation people "
-            "only. Measured with "
-            f"`{METHODS_COMMAND}` on: {provenance(list(entries.values()))}.\n")
+    def rows(name: str, figures: dict) -> list[str]:
+        return [f"| {name} | {method} | {calibration_cell(figures[method]['test'])} | "
+                f"{calibration_cell(figures[method]['web'])} | "
+                f"{figures[method]['web']['brier']:.4f} |" for method in METHODS]
 
-
-TRANSFER_COMMAND = "PYTHONPATH=.:src python benchmarks/temperature_transfer.py FOLDER"
+    return per_route_table(
+        results, "calibration_methods",
+        "PYTHONPATH=.:src python benchmarks/calibration_methods.py FOLDER",
+        ["route (experiment)", "method", "CelebA ECE [95% CI]", "gender_web ECE [95% CI]",
+         "gender_web Brier"], rows,
+        lambda _: "Each method fitted on the route's validation people only.")
 
 
 def temperature_span(span: list[float] | None) -> str:
@@ -409,81 +418,66 @@ def temperature_span(span: list[float] | None) -> str:
 
 
 def temperature_transfer_table(results: Callable[[str], dict]) -> str:
-    entries = results("temperature_transfer")
-    if not entries:
-        return f"Not measured yet: run `{TRANSFER_COMMAND}`.\n"
     fits = ("validation", "test", "validation+test", "none")
-    lines = ["| route (experiment) | accuracy CelebA / gender_web | T fitted on: validation "
-             "/ test / both | gender_web ECE at those T / uncalibrated | gender_web within "
-             "2% for T in | CelebA test within 2% for T in |", "|---|---|---|---|---|---|"]
-    for name, entry in sorted(entries.items()):
-        f = entry["figures"]
+
+    def rows(name: str, f: dict) -> list[str]:
         temperatures = " / ".join(f"{f['fits'][fit]['temperature']:.2f}" for fit in fits[:3])
-        lines.append(
-            f"| `{name}` | {percent(f['accuracy']['test'])} / {percent(f['accuracy']['web'])} "
-            f"| {temperatures} | "
-            f"{' / '.join(percent(f['fits'][fit]['web']['ece']) for fit in fits)} | "
-            f"{temperature_span(f['within_goal']['web'])} | "
-            f"{temperature_span(f['within_goal']['test'])} |")
-    return ("\n".join(lines) + "\n\nT: the temperature the logit is divided by (larger: less "
-            "sure). `test` and `both` are fitted on CelebA's test photos (with the validation "
-            "people): a diagnosis of what more in-distribution photos could reach, never a "
-            "route. The spans: the lowest and highest T on a grid 1.5% apart whose ECE is "
-            f"within 2%. Measured with `{TRANSFER_COMMAND}` on: "
-            f"{provenance(list(entries.values()))}.\n")
+        return [f"| {name} | {percent(f['accuracy']['test'])} / {percent(f['accuracy']['web'])} "
+                f"| {temperatures} | "
+                f"{' / '.join(percent(f['fits'][fit]['web']['ece']) for fit in fits)} | "
+                f"{temperature_span(f['within_goal']['web'])} | "
+                f"{temperature_span(f['within_goal']['test'])} |"]
 
-
-FLIP_COMMAND = "PYTHONPATH=.:src python benchmarks/flip_average.py FOLDER"
+    return per_route_table(
+        results, "temperature_transfer",
+        "PYTHONPATH=.:src python benchmarks/temperature_transfer.py FOLDER",
+        ["route (experiment)", "accuracy CelebA / gender_web",
+         "T fitted on: validation / test / both", "gender_web ECE at those T / uncalibrated",
+         "gender_web within 2% for T in", "CelebA test within 2% for T in"], rows,
+        lambda _: "T: the temperature the logit is divided by (larger: less sure). `test` and "
+        "`both` are fitted on CelebA's test photos (with the validation people): a diagnosis "
+        "of what more in-distribution photos could reach, never a route. The spans: the "
+        "lowest and highest T on a grid 1.5% apart whose ECE is within 2%.")
 
 
 def flip_average_table(results: Callable[[str], dict]) -> str:
-    entries = results("flip_average")
-    if not entries:
-        return f"Not measured yet: run `{FLIP_COMMAND}`.\n"
-    lines = ["| route (experiment) | answer | T | CelebA accuracy / ECE [95% CI] | gender_web "
-             "accuracy / ECE [95% CI] |", "|---|---|---|---|---|"]
-    for name, entry in sorted(entries.items()):
-        for way in ("plain", "flip average"):
-            f = entry["figures"][way]
-            lines.append(f"| `{name}` | {way} | {f['temperature']:.2f} | "
-                         f"{percent(f['test']['accuracy'])} / {calibration_cell(f['test'])} | "
-                         f"{percent(f['web']['accuracy'])} / {calibration_cell(f['web'])} |")
-    return ("\n".join(lines) + "\n\nEach way's temperature fitted on the route's validation "
-            f"people. Measured with `{FLIP_COMMAND}` on: "
-            f"{provenance(list(entries.values()))}.\n")
+    def rows(name: str, figures: dict) -> list[str]:
+        return [f"| {name} | {way} | {f['temperature']:.2f} | "
+                f"{percent(f['test']['accuracy'])} / {calibration_cell(f['test'])} | "
+                f"{percent(f['web']['accuracy'])} / {calibration_cell(f['web'])} |"
+                for way, f in ((way, figures[way]) for way in ("plain", "flip average"))]
 
-
-NO_FACE_COMMAND = "PYTHONPATH=.:src python benchmarks/no_face.py FOLDER"
+    return per_route_table(
+        results, "flip_average", "PYTHONPATH=.:src python benchmarks/flip_average.py FOLDER",
+        ["route (experiment)", "answer", "T", "CelebA accuracy / ECE [95% CI]",
+         "gender_web accuracy / ECE [95% CI]"], rows,
+        lambda _: "Each way's temperature fitted on the route's validation people.")
 
 
 def no_face_table(results: Callable[[str], dict]) -> str:
-    entries = results("no_face")
-    if not entries:
-        return f"Not measured yet: run `{NO_FACE_COMMAND}`.\n"
-    lines = ["| route (experiment) | temperature: model / no-face group | faceless pictures: "
-             "mean confidence | answered with p >= 0.9 | 40x40 noise, confidence | a face "
-             "photo in the group: ECE |", "|---|---|---|---|---|---|"]
-    for name, entry in sorted(entries.items()):
-        f = entry["figures"]
+    def rows(name: str, f: dict) -> list[str]:
         faceless, noise = f["faceless"], f["noise_40px"]["p_positive"]
         costs = f["test_photos_as_none"]
-        lines.append(
-            f"| `{name}` | {f['no_face']['model_temperature']:.2f} / "
-            f"{f['no_face']['temperature']:.2f} | "
-            f"{percent(faceless['before']['mean_confidence'])} → "
-            f"{percent(faceless['after']['mean_confidence'])} | "
-            f"{percent(faceless['before']['share_sure'])} → "
-            f"{percent(faceless['after']['share_sure'])} | "
-            f"{percent(noise['before']['mean_confidence'])} → "
-            f"{percent(noise['after']['mean_confidence'])} | "
-            f"{percent(costs['ece_model_temperature'])} → "
-            f"{percent(costs['ece_no_face_temperature'])} |")
-    n = next(iter(entries.values()))["figures"]["faceless"]["n"]
-    return ("\n".join(lines) + f"\n\nBefore → after the no-face temperature. Faceless "
-            f"pictures: {n} not fitted on, five kinds. The last column: every CelebA test "
-            "photo scored as if its face had been missed (what the group's temperature "
-            "costs a real face). Measured with "
-            f"`{NO_FACE_COMMAND}` on: {provenance(list(entries.values()))}.\n")
+        return [f"| {name} | {f['no_face']['model_temperature']:.2f} / "
+                f"{f['no_face']['temperature']:.2f} | "
+                f"{percent(faceless['before']['mean_confidence'])} → "
+                f"{percent(faceless['after']['mean_confidence'])} | "
+                f"{percent(faceless['before']['share_sure'])} → "
+                f"{percent(faceless['after']['share_sure'])} | "
+                f"{percent(noise['before']['mean_confidence'])} → "
+                f"{percent(noise['after']['mean_confidence'])} | "
+                f"{percent(costs['ece_model_temperature'])} → "
+                f"{percent(costs['ece_no_face_temperature'])} |"]
+
+    return per_route_table(
+        results, "no_face", "PYTHONPATH=.:src python benchmarks/no_face.py FOLDER",
+        ["route (experiment)", "temperature: model / no-face group",
+         "faceless pictures: mean confidence", "answered with p >= 0.9",
+         "40x40 noise, confidence", "a face photo in the group: ECE"], rows,
+        lambda first: f"Before → after the no-face temperature. Faceless pictures: "
+        f"{first['faceless']['n']} not fitted on, five kinds. The last column: every CelebA "
+        "test photo scored as if its face had been missed (what the group's temperature costs "
+        "a real face).")
 
 
 TABLES: dict[str, Callable[[Callable[[str], dict]], str]] = {
