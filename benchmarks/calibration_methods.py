@@ -21,7 +21,7 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
 from benchmarks import route_predictions
-from facetl.core.metrics import by_group_report, calibration_report
+from facetl.core.metrics import by_group_report
 from facetl.models.calibration import fit_temperature, sigmoid
 
 MIN_GROUP = 30
@@ -55,12 +55,10 @@ METHODS = {"temperature": temperature, "platt": platt,
 
 def scores(frame: pd.DataFrame, p_positive: np.ndarray) -> dict:
     labels = frame["label"].to_numpy()
-    report = calibration_report(labels, p_positive)
-    return {"ece": report["ece"], "ece_ci95": report["ece_ci95"], "brier": report["brier"],
-            "by_face": {group: {key: row[key] for key in ("n", "ece", "mean_confidence",
-                                                          "accuracy")}
-                        for group, row in by_group_report(labels, p_positive,
-                                                          frame["face"].to_numpy()).items()}}
+    by_face = by_group_report(labels, p_positive, frame["face"].to_numpy())
+    return route_predictions.calibration_figures(labels, p_positive) | {"by_face": {
+        group: {key: row[key] for key in ("n", "ece", "mean_confidence", "accuracy")}
+        for group, row in by_face.items()}}
 
 
 def measure(folder: Path) -> dict:

@@ -23,7 +23,6 @@ import numpy as np
 from tqdm import tqdm
 
 from benchmarks import route_predictions
-from facetl.core.metrics import calibration_report
 from facetl.data.images import mirror_image, read_image, resize_square
 from facetl.faces.detect import face_crop
 from facetl.models.calibration import fit_temperature, logit, sigmoid, temperature_of
@@ -46,12 +45,6 @@ def raw_logits(model, images: np.ndarray) -> np.ndarray:
     return logit(p_positive) * temperature_of(model)
 
 
-def scored(labels: np.ndarray, z: np.ndarray, temperature: float) -> dict:
-    report = calibration_report(labels, sigmoid(z / temperature))
-    return {"accuracy": float(((z > 0) == (labels == 1)).mean()), "ece": report["ece"],
-            "ece_ci95": report["ece_ci95"], "brier": report["brier"]}
-
-
 def measure(folder: Path) -> dict:
     model, meta = load_task_model("gender", folder / "models")
     parts = route_predictions.load(folder)
@@ -65,11 +58,12 @@ def measure(folder: Path) -> dict:
         saved = frame["p_positive"].to_numpy()
         agreement[part] = float(np.abs(sigmoid(plain / temperature_of(model)) - saved).max())
     figures = {"max_gap_to_saved_answers": agreement}
+    labels = {part: frame["label"].to_numpy() for part, frame in parts.items()}
     for way in ("plain", "flip average"):
-        labels = {part: frame["label"].to_numpy() for part, frame in parts.items()}
         temperature = fit_temperature(sigmoid(answers["validation"][way]), labels["validation"])
         figures[way] = {"temperature": temperature} | {
-            part: scored(labels[part], answers[part][way], temperature)
+            part: route_predictions.calibration_figures(
+                labels[part], sigmoid(answers[part][way] / temperature))
             for part in ("test", "web")}
     return figures
 

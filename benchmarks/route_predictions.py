@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 PARTS = ("validation", "test", "web")
@@ -57,6 +58,18 @@ def load(folder: Path) -> dict[str, pd.DataFrame]:
                               keep_default_na=False) for part in PARTS}
 
 
+def calibration_figures(labels: np.ndarray, p_positive: np.ndarray) -> dict:
+    """What the calibration benchmarks report on a set: accuracy, ECE with its interval, the
+    Brier score and the mean confidence."""
+    from facetl.core.metrics import calibration_report, confidence
+
+    labels, p_positive = np.asarray(labels), np.asarray(p_positive)
+    report = calibration_report(labels, p_positive)
+    return {"accuracy": float(((p_positive >= 0.5) == (labels == 1)).mean()),
+            "ece": report["ece"], "ece_ci95": report["ece_ci95"], "brier": report["brier"],
+            "mean_confidence": float(confidence(p_positive).mean())}
+
+
 def with_raw_logits(folder: Path) -> dict[str, pd.DataFrame]:
     """The saved parts with `z`, the model's logit before its temperature (the saved
     probability's logit times that temperature): what a calibration is fitted on."""
@@ -70,8 +83,6 @@ def with_raw_logits(folder: Path) -> dict[str, pd.DataFrame]:
 
 
 def main() -> None:
-    import numpy as np
-
     from facetl.core.params import load_params, lookup
     from facetl.data.splits import carve_validation, load_split
     from facetl.models.export import load_task_model

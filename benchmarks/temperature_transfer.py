@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks import route_predictions
-from facetl.core.metrics import calibration_report, expected_calibration_error
+from facetl.core.metrics import expected_calibration_error
 from facetl.models.calibration import fit_temperature, sigmoid
 
 GOAL_ECE = 0.02
@@ -40,10 +40,8 @@ def fitted(frame: pd.DataFrame) -> float:
 
 
 def scored(frame: pd.DataFrame, temperature: float) -> dict:
-    labels, p_positive = frame["label"].to_numpy(), sigmoid(frame["z"].to_numpy() / temperature)
-    report = calibration_report(labels, p_positive)
-    return {"ece": report["ece"], "ece_ci95": report["ece_ci95"],
-            "mean_confidence": float(np.maximum(p_positive, 1 - p_positive).mean())}
+    return route_predictions.calibration_figures(frame["label"].to_numpy(),
+                                                 sigmoid(frame["z"].to_numpy() / temperature))
 
 
 def measure(folder: Path) -> dict:
