@@ -51,11 +51,13 @@ def commit() -> str:
     return head + ("+changes" if dirty.strip() else "")
 
 
-def provenance(machine: str | None = None, command: str | None = None) -> dict[str, str]:
+def provenance(machine: str | None = None, command: str | None = None,
+               code: str | None = None) -> dict[str, str]:
     """Where figures come from; `machine` and `command` name another machine's run (a GPU's)
-    when the figures were measured there and are recorded here."""
+    when the figures were measured there and are recorded here; `code`: the commit that ran
+    when it is not this checkout's working tree (a workspace exported from one commit)."""
     return {"command": command or " ".join(["python", *sys.argv]),
-            "machine": machine or cpu_machine(), "commit": commit(),
+            "machine": machine or cpu_machine(), "commit": code or commit(),
             "date": datetime.date.today().isoformat()}
 
 
@@ -87,14 +89,16 @@ def plain(value: Any) -> Any:
 
 
 def record(benchmark: str, key: str, figures: dict[str, Any], folder: Path = RESULTS, *,
-           machine: str | None = None, command: str | None = None) -> Path:
+           machine: str | None = None, command: str | None = None,
+           code: str | None = None) -> Path:
     """Store `figures` as entry `key` of benchmarks/results/<benchmark>.json with its provenance;
     other entries stay, so rerunning one experiment replaces only its own figures. `folder`:
     another results folder (a test's own, a smoke run's); `machine`, `command`: the run's own
-    where it ran elsewhere (default: this CPU as lscpu names it, this process's command)."""
+    where it ran elsewhere (default: this CPU as lscpu names it, this process's command); `code`:
+    the commit that ran (default: this checkout's HEAD)."""
     path = folder / f"{benchmark}.json"
     entries = json.loads(path.read_text())["entries"] if path.is_file() else {}
-    entries[key] = plain({"provenance": provenance(machine, command), "figures": figures})
+    entries[key] = plain({"provenance": provenance(machine, command, code), "figures": figures})
     folder.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"benchmark": benchmark, "entries": entries}, indent=1,

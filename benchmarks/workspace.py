@@ -1,0 +1,69 @@
+"""Throwaway workspaces for benchmarks: a copy of one commit of this repository, its params
+pointed at the research data, its pipelines run with this environment's Python."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """`cmd` in `cwd` with this Python first on PATH (DVC stages' `python`) and the workspace's
+    own src/ on PYTHONPATH (an editable install would otherwise run this checkout's code)."""
+    env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+                        "PYTHONPATH": str(Path(cwd) / "src")}
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise SystemExit(f"{cmd} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def head() -> str:
+    return run(["git", "rev-parse", "--short=10", "HEAD"], REPO).stdout.strip()
+
+
+def export_commit(dest: Path, commit: str) -> None:
+    """The files of `commit` (never a working tree's uncommitted edits) into a new git repo."""
+    archive = subprocess.run(["git", "archive", "--format=tar", commit], cwd=REPO,
+                             capture_output=True, check=True).stdout
+    dest.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(dest, filter="data")
+    run(["git", "init", "-q"], dest)
+
+
+def set_params(repo: Path, overrides: dict[str, object], commit: str | None = None) -> dict:
+    """Write dotted overrides ("a.b.c": value) into the workspace's params.yaml (into `commit`'s
+    params.yaml, when given: nothing a previous run set stays); returns all the params."""
+    path = repo / "params.yaml"
+    text = (run(["git", "show", f"{commit}:params.yaml"], REPO).stdout if commit
+            else path.read_text())
+    params = yaml.safe_load(text)
+    for dotted, value in overrides.items():
+        node = params
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node[key]
+        node[leaf] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return params
+
+
+def stages_run(output: str) -> list[str]:
+    """The stages `dvc repro` really ran, in order, from its output."""
+    return re.findall(r"Running stage '([^']+)'", output)
+
+
+def stage_seconds(output: str) -> dict[str, float]:
+    """Each stage's own time, from the `stage-time` line every stage prints."""
+    return {label: float(seconds) for label, seconds in
+            re.findall(r"^stage-time (.+) ([\d.]+) s$", output, re.MULTILINE)}
