@@ -1,6 +1,6 @@
 """The figures of the issues, measured: the real pipeline on the shared data, as DVC experiments.
 
-Creates (or reuses) a workspace: a copy of this repository whose params point at `../shared`
+Creates (or reuses) a workspace: a copy of this repository's HEAD whose params point at `../shared`
 (CelebA subset for gender, the Udacity frames for keypoints, the two weight files), then runs
 each named experiment with `dvc exp run -n NAME -S ...` in order, printing one JSON line per
 experiment (metrics, which stages ran, each stage's wall time) and recording it in
@@ -23,16 +23,18 @@ import yaml
 from benchmarks import route_predictions
 from benchmarks.results import record
 from benchmarks.shared_data import CELEBA, GENDER_WEB, KEYPOINTS, MOBILENET, VGG16_HED
-from facetl.core.params import lookup
-from tests.e2e import (
+from benchmarks.workspace import (
     REPO,
     commit_all,
-    copy_repository,
+    export_commit,
+    head,
+    override,
     run,
     set_params,
     stage_seconds,
     stages_run,
 )
+from facetl.core.params import lookup
 
 BASELINE = {
     "data.gender.source": str(CELEBA / "labels.csv"),
@@ -57,28 +59,6 @@ MNV2_NONE = {"backbone": "mobilenet_v2", "backbones.mobilenet_v2.weights": "none
 HED = {"backbone": "vgg16", "backbones.vgg16.weights": str(VGG16_HED)}
 VGG_NONE = {"backbone": "vgg16", "backbones.vgg16.weights": "none"}
 DLIB = {"backbone": "dlib_face"}
-# The keypoint task's own backbone (both recipes): the gender `backbone` never reaches it.
-KP_MNV2 = {"keypoints.backbone": "mobilenet_v2",
-           "backbones.mobilenet_v2.weights": str(MOBILENET)}
-# The finetune recipe's first settings (the ablation's base): crop 128, 8 epochs at 5e-4,
-# strong augmentation with flips, two passes with flip averaging.
-KEYPOINTS_MNV2 = {"keypoints.recipe": "finetune", **KP_MNV2,
-                  "keypoints.crop.input_size": 128, "keypoints.finetune.epochs": 8,
-                  "keypoints.finetune.patience": 3, "keypoints.finetune.learning_rate": 0.0005,
-                  "keypoints.inference.passes": 2, "keypoints.inference.flip_tta": True,
-                  **{f"keypoints.augment.{key}": value for key, value in (
-                      ("flip", True), ("rotate_deg", 30), ("scale", 0.15), ("shift", 0.08),
-                      ("brightness", 0.3), ("contrast", 0.3), ("saturation", 0.3),
-                      ("grayscale_p", 0.1), ("downscale_p", 0.2), ("blur_p", 0.1),
-                      ("jpeg_p", 0.2))}}
-NO_POINT_AUGMENT = {f"keypoints.augment.{key}": off for key, off in (
-    ("flip", False), ("rotate_deg", 0), ("scale", 0), ("shift", 0), ("brightness", 0),
-    ("contrast", 0), ("saturation", 0), ("grayscale_p", 0), ("downscale_p", 0), ("blur_p", 0),
-    ("jpeg_p", 0))}
-LIGHT_POINT_AUGMENT = {f"keypoints.augment.{key}": value for key, value in (
-    ("rotate_deg", 20), ("scale", 0.1), ("shift", 0.05), ("brightness", 0.2), ("contrast", 0.2),
-    ("saturation", 0.2), ("grayscale_p", 0.05), ("downscale_p", 0.1), ("blur_p", 0.05),
-    ("jpeg_p", 0.1))}
 # The first fine-tuning settings (the augmentation ablation's base): the top 30 weight layers.
 TOP30_SETTINGS = {"finetune.gender.unfreeze": 30, "finetune.gender.epochs": 5,
                   "finetune.gender.patience": 2}
@@ -138,40 +118,9 @@ EXPERIMENTS = {
        for family in AUGMENT_FAMILIES},
     **{f"route-finetune-cnn-all-layers-seed{seed}": FINETUNE_ROUTE | {"seed": seed}
        for seed in (42, 1, 2)},
-    # The keypoint ablations of the README: the default finetune recipe, then one change each.
-    "kp-chapter": {"keypoints.recipe": "chapter", **KP_MNV2},
-    "kp-finetune": KEYPOINTS_MNV2,
-    "kp-frozen-gdconv": KEYPOINTS_MNV2 | {"keypoints.finetune.epochs": 0},
-    "kp-frozen-conv": KEYPOINTS_MNV2 | {"keypoints.finetune.epochs": 0,
-                                        "keypoints.head.type": "conv"},
-    "kp-frozen-gap": KEYPOINTS_MNV2 | {"keypoints.finetune.epochs": 0,
-                                       "keypoints.head.type": "gap"},
-    "kp-finetune-16": KEYPOINTS_MNV2 | {"keypoints.finetune.epochs": 16,
-                                        "keypoints.finetune.patience": 4},
-    "kp-loss-l1": KEYPOINTS_MNV2 | {"keypoints.loss": "l1"},
-    "kp-no-augment": KEYPOINTS_MNV2 | NO_POINT_AUGMENT,
-    # Lighter augmentation (geometry near the two-pass box's error, less photometric and
-    # resolution jitter), a larger crop (5x5 map), more epochs, three passes without flip.
-    "kp-light-160": KEYPOINTS_MNV2 | LIGHT_POINT_AUGMENT | {
-        "keypoints.crop.input_size": 160, "keypoints.finetune.epochs": 12,
-        "keypoints.finetune.patience": 4, "keypoints.inference.passes": 3,
-        "keypoints.inference.flip_tta": False},
-    "kp-light-160-e30": KEYPOINTS_MNV2 | LIGHT_POINT_AUGMENT | {
-        "keypoints.crop.input_size": 160, "keypoints.finetune.epochs": 30,
-        "keypoints.finetune.patience": 6, "keypoints.finetune.learning_rate": 0.001,
-        "keypoints.inference.passes": 3, "keypoints.inference.flip_tta": False},
-    # Flip averaging at test time hurts every model above: the frames' left and right points are
-    # not annotated as mirror images, so mirrored training crops teach a blurred convention.
-    # params.yaml's defaults now.
-    "kp-light-192-e30-noflip": KEYPOINTS_MNV2 | LIGHT_POINT_AUGMENT | {
-        "keypoints.augment.flip": False, "keypoints.crop.input_size": 192,
-        "keypoints.finetune.epochs": 30, "keypoints.finetune.patience": 6,
-        "keypoints.finetune.learning_rate": 0.001, "keypoints.inference.passes": 3,
-        "keypoints.inference.flip_tta": False},
 }
 # Which pipeline file each family of experiments reproduces (the default: dvc.yaml).
-TARGETS = {"route-": ["evaluate_gender", "repeats_gender", "pipelines/gender_ood/dvc.yaml"],
-           "kp-": ["pipelines/keypoints/dvc.yaml"]}
+TARGETS = {"route-": ["evaluate_gender", "repeats_gender", "pipelines/gender_ood/dvc.yaml"]}
 
 
 # What a gender evaluation reports, kept for the docs' tables (docs/tables.py).
@@ -181,8 +130,7 @@ SCORES = ("accuracy", "accuracy_ci95", "auc", "n_test", "ece", "ece_ci95", "brie
 
 def workspace(path: Path) -> Path:
     if not (path / ".git").is_dir():
-        path.mkdir(parents=True)
-        copy_repository(path)
+        export_commit(path, head())
         set_params(path, BASELINE)
         commit_all(path, "real data")
     return path
@@ -196,17 +144,24 @@ def reset_values() -> dict:
             if key not in BASELINE}
 
 
+def settings(overrides: dict) -> dict:
+    """Every param an experiment with these overrides runs with: params.yaml, then BASELINE,
+    DEFAULTS and its own overrides (what `run_experiment` passes with -S)."""
+    return override(yaml.safe_load((REPO / "params.yaml").read_text()),
+                    BASELINE | DEFAULTS | overrides)
+
+
 def read_json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def run_experiment(repo: Path, name: str, overrides: dict, targets: list[str]) -> dict:
-    settings = [f"{key}={json.dumps(value) if value is None else value}"
+    arguments = [f"{key}={json.dumps(value) if value is None else value}"
                 for key, value in (reset_values() | DEFAULTS | overrides).items()]
     start = time.perf_counter()
     targets = targets or next((files for prefix, files in TARGETS.items()
                                if name.startswith(prefix)), [])
-    result = run(["dvc", "exp", "run", "-n", name, *[a for s in settings for a in ("-S", s)],
+    result = run(["dvc", "exp", "run", "-n", name, *[a for s in arguments for a in ("-S", s)],
                   *targets], repo)
     output = result.stdout + result.stderr
     gender, keypoints = read_json(repo / "metrics/gender.json"), read_json(
@@ -214,6 +169,7 @@ def run_experiment(repo: Path, name: str, overrides: dict, targets: list[str]) -
     ood = read_json(repo / "metrics/gender_ood.json")
     return {
         "experiment": name, "seconds": round(time.perf_counter() - start),
+        "settings": settings(overrides),
         "ran": stages_run(output), "stage_seconds": stage_seconds(output),
         "gender": {k: gender.get(k) for k in ("backbone", "finetuned", *SCORES)},
         "gender_ood": {k: ood.get(k) for k in SCORES},

@@ -39,6 +39,14 @@ def export_commit(dest: Path, commit: str) -> None:
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(dest, filter="data")
     run(["git", "init", "-q"], dest)
+    commit_all(dest, f"facetl {commit}")
+
+
+def commit_all(repo: Path, message: str) -> None:
+    """Commit everything in the workspace (`dvc exp run` needs a commit to start from)."""
+    run(["git", "add", "-A"], repo)
+    run(["git", "-c", "user.name=benchmark", "-c", "user.email=benchmark@localhost", "commit",
+         "-qm", message], repo)
 
 
 def set_params(repo: Path, overrides: dict[str, object], commit: str | None = None) -> dict:
@@ -47,14 +55,19 @@ def set_params(repo: Path, overrides: dict[str, object], commit: str | None = No
     path = repo / "params.yaml"
     text = (run(["git", "show", f"{commit}:params.yaml"], REPO).stdout if commit
             else path.read_text())
-    params = yaml.safe_load(text)
+    params = override(yaml.safe_load(text), overrides)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return params
+
+
+def override(params: dict, overrides: dict[str, object]) -> dict:
+    """`params` with each dotted key ("a.b.c": value) set, in place."""
     for dotted, value in overrides.items():
         node = params
         *parents, leaf = dotted.split(".")
         for key in parents:
             node = node[key]
         node[leaf] = value
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
     return params
 
 
