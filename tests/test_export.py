@@ -249,10 +249,14 @@ def test_predict_keypoints_with_onnx_runtime_finds_the_keras_points(keypoint_wor
                   - [r["keypoints"] for r in by_keras]).max() <= 0.05
 
 
-def test_a_dlib_face_model_exports_its_head_and_facetl_runs_the_descriptor(
+def test_a_dlib_face_model_exports_whole_and_runs_without_dlibs_descriptor(
         tmp_path, monkeypatch, capsys):
+    """The face ResNet is in the file: raw pixels in, the calibrated probability out; `predict
+    --runtime onnx` then uses dlib for finding and aligning faces only."""
     pytest.importorskip("onnxruntime")
     pytest.importorskip("tf2onnx")
+    import dlib
+
     monkeypatch.chdir(tmp_path)
     extractor = build_extractor("dlib_face", PACKAGED, 150)
     # The route's own head: a fitted logistic regression (standardisation and all).
@@ -260,19 +264,26 @@ def test_a_dlib_face_model_exports_its_head_and_facetl_runs_the_descriptor(
     linear = linear_head((128,), rng.normal(0, 0.1, 128), rng.uniform(0.05, 0.2, 128),
                          rng.normal(0, 0.3, 128), 0.1)
     head = with_temperature(linear, 2.0)
-    save_task_model("gender", end_to_end(extractor, head, "gender_dlib_face"), head,
+    model = end_to_end(extractor, head, "gender_dlib_face")
+    save_task_model("gender", model, head,
                     {"task": "gender", "backbone": "dlib_face", "classes": ["female", "male"],
                      "faces": load_params(REPO / "params.yaml")["faces"] | {"align": False}})
     folder = export("gender", "onnx", Path("exported/onnx"), model_dir("gender").parent)
     manifest = json.loads((folder / "manifest.json").read_text())
-    assert manifest["input"]["shape"] == [None, 128]
-    assert manifest["descriptor"]["weights"] == PACKAGED
-    rng = np.random.default_rng(1)
+    assert manifest["input"]["shape"] == [None, 150, 150, 3] and "descriptor" not in manifest
+    photos = rng.integers(0, 256, (5, 150, 150, 3)).astype("float32")
+    np.testing.assert_allclose(run_file("onnx", folder, photos), model.predict(photos, verbose=0),
+                               atol=TOLERANCE)
     files = []
     for number in range(3):
         files.append(str(tmp_path / f"photo{number}.png"))
         keras.utils.save_img(files[-1], rng.integers(0, 256, (160, 150, 3)).astype("uint8"))
     by_keras = predict_json(capsys, *files)
+
+    def no_descriptor(*args):
+        raise AssertionError("dlib's descriptor was called")
+
+    monkeypatch.setattr(dlib, "face_recognition_model_v1", no_descriptor)
     by_onnx = predict_json(capsys, "--runtime", "onnx", *files)
     assert [r["gender"] for r in by_onnx] == [r["gender"] for r in by_keras]
     assert np.abs(np.array([r["p_male"] for r in by_onnx])

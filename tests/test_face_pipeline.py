@@ -1,4 +1,5 @@
-"""The face front end through the stage bodies: faces -> prepare -> dlib_face -> linear -> predict.
+"""The face front end through the stage bodies: faces -> prepare -> dlib_face -> linear -> predict,
+and the face network fine-tuned end to end by the finetune stage.
 
 Runs in a test folder as `dvc repro` would (tests/tiny_pipeline.py), on synthetic photos with
 no face in them (they must reach the end through the fallbacks) plus one real face.
@@ -14,9 +15,10 @@ from PIL import Image
 from skimage import data
 
 from facetl.core import paths
-from facetl.gender import download, evaluate, faces, finetune, prepare, train
+from facetl.gender import activations, download, evaluate, faces, finetune, prepare, train
 from facetl.gender.predict import predict_gender
 from facetl.models import features
+from facetl.models.backbones import load_model
 from tests.tiny_pipeline import tiny_params
 
 OVERRIDES = {"faces.align": True, "backbone": "dlib_face", "head.type": "linear", "head.folds": 3,
@@ -53,6 +55,8 @@ def test_aligned_dlib_face_with_a_linear_head_end_to_end(tmp_path, monkeypatch):
     # accuracy per front-end group of the test photos, the groups adding up to all of them
     assert set(metrics["by_face"]) <= {"found", "fallback", "none"}
     assert sum(group["n"] for group in metrics["by_face"].values()) == metrics["n_test"]
+    activations.main()  # the face network's convolutions and Grad-CAM, as for any backbone
+    assert any((tmp_path / "plots/activations").rglob("*.png"))
 
     synthetic = sorted((tmp_path / "source/images").iterdir())[0]
     [face, faceless] = predict_gender([str(astronaut), str(synthetic)])
@@ -73,3 +77,27 @@ def test_aligned_dlib_face_with_a_linear_head_end_to_end(tmp_path, monkeypatch):
     [alone] = predict_gender([str(astronaut)], all_faces=True)
     assert len(alone["all_faces"]) == 1 and alone["all_faces"][0]["p_male"] == face["p_male"]
     assert "all_faces" not in face
+
+
+def test_the_finetune_stage_trains_the_face_network_end_to_end(tmp_path, monkeypatch):
+    """`-S backbone=dlib_face -S head.type=linear -S finetune.gender.enabled=true`: every
+    convolution of the face network learns, and the model stays calibrated and usable."""
+    tiny_params(tmp_path, OVERRIDES | {"finetune.gender.enabled": True,
+                                       "finetune.gender.epochs": 1})
+    monkeypatch.chdir(tmp_path)
+    for stage in (download.main, faces.main, prepare.main):
+        stage()
+    features.main("gender")
+    train.main()
+    frozen = load_model(paths.model_dir("gender_head") / "model.keras")
+    finetune.main()
+    meta = json.loads((paths.model_dir("gender") / "model.json").read_text())
+    assert meta["finetuned"] is True and meta["unfrozen_layers"] == 30
+    tuned = load_model(paths.model_dir("gender") / "model.keras")
+
+    def first_kernel(model):
+        return next(w for w in model.weights if "con0" in w.path and "kernel" in w.path).numpy()
+
+    assert not np.allclose(first_kernel(frozen), first_kernel(tuned))
+    evaluate.main()
+    assert 0 <= json.loads(paths.metrics_path("gender").read_text())["accuracy"] <= 1

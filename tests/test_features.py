@@ -147,10 +147,13 @@ TWO_REPLICAS = textwrap.dedent("""
         jax.jit = noting_jit
         Note = keras.layers.Identity
     else:
+        import tensorflow as tf
+
         class Note(keras.layers.Layer):  # the identity, noting each replica's rows as it runs
             def call(self, x):
                 note = lambda a: rows.append(len(a)) or a  # noqa: E731
-                return backend.host_call(note, x, tuple(x.shape[1:]))
+                return tf.ensure_shape(tf.numpy_function(note, [x], tf.float32, stateful=False),
+                                       x.shape)
 
     with replicas.scope():  # a small network: what is checked is how batches are split
         inputs = keras.Input((16, 16, 3))

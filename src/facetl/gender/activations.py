@@ -23,7 +23,7 @@ from facetl.core.params import load_params, lookup
 from facetl.core.plots import image_grid
 from facetl.data.splits import load_split
 from facetl.inspect.gradcam import gradcam, overlay
-from facetl.inspect.taps import LayerPath, conv_layer_paths, intermediate_model, resolve_conv_layer
+from facetl.inspect.taps import LayerPath, intermediate_model, resolve_conv_layer
 from facetl.models.backbones import load_model
 from facetl.models.export import load_task_model
 
@@ -138,10 +138,6 @@ def main() -> None:
     out = paths.plots_dir("activations")
     with atomic_path(out) as tmp:
         tmp.mkdir()
-        if not conv_layer_paths(extractor):  # e.g. dlib_face: not a Keras network inside
-            (tmp / "NOTE.txt").write_text(f"{name} has no Keras convolution layer to show.\n")
-            print(f"activations {task}: {name} has no convolution layers; nothing to show")
-            return
         layer_views(extractor, images, index, test, cfg, tmp)
         gradcam_views(task, extractor, images, index, test, cfg, tmp)
     print(f"activations {task}: {name}'s layers and Grad-CAM written to {out}/")

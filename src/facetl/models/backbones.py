@@ -48,7 +48,8 @@ REGISTRY: dict[str, BackboneSpec] = {
     "mobilenet_v2": BackboneSpec(A.MobileNetV2, "tf", 32, None),
     "efficientnet_b0": BackboneSpec(A.EfficientNetB0, "raw", 32, None),
     "convnext_tiny": BackboneSpec(A.ConvNeXtTiny, "raw", 32, "amx_bf16"),  # not measured yet
-    # Not Keras: dlib's face descriptor behind a Keras layer; 128-D vectors, so no conv blocks.
+    # dlib's face ResNet rebuilt in Keras (dlib_face.py), weights read from dlib's .dat file;
+    # 128-D descriptors, so no conv blocks in the chapter's head; bf16 not measured yet.
     "dlib_face": BackboneSpec(dlib_face_network, "raw", 150, None, head_blocks=0,
                               pretrained=PACKAGED),
 }

@@ -11,7 +11,6 @@ active one, so this module needs nothing but the backend in use.
 | `compiled_forward` | `tf.function` | `jax.jit` of a stateless call | eager, no autograd |
 | `replica_strategy` | `tf.distribute` Mirrored | `keras.distribution` DataParallel | one device |
 | `layer_gradients` | `GradientTape` | `jax.grad` of a zero probe | `torch.autograd` |
-| `host_call` | `tf.numpy_function` | `jax.pure_callback` | eager call |
 | `gpu_count` / `gpu_capability` / `gpu_name` | `tf.config` | `jax.devices()` | `torch.cuda` |
 """
 
@@ -240,26 +239,6 @@ def _jax_forward(model: keras.Model, distributed: bool) -> Forward:
         return np.asarray(run(trainable, frozen, x))[:count]
 
     return forward
-
-
-def host_call(function: Callable[[np.ndarray], np.ndarray], x: Any, shape: tuple[int, ...],
-              dtype: str = "float32") -> Any:
-    """`function` (numpy (N, ...) -> numpy (N, *shape)) run on the host inside a forward pass,
-    compiled or not: how a layer wraps a library that is not a Keras network (dlib)."""
-    if NAME == "tensorflow":
-        import tensorflow as tf
-
-        result = tf.numpy_function(function, [x], tf.as_dtype(dtype), stateful=False)
-        return tf.ensure_shape(result, (None, *shape))
-    if NAME == "jax":
-        import jax
-
-        spec = jax.ShapeDtypeStruct((x.shape[0], *shape), dtype)
-        return jax.pure_callback(lambda a: np.asarray(function(np.asarray(a)), dtype=dtype),
-                                 spec, x, vmap_method="sequential")
-    if NAME == "torch":  # Keras runs torch eagerly: a plain call
-        return ops.convert_to_tensor(np.asarray(function(ops.convert_to_numpy(x)), dtype=dtype))
-    raise _unsupported("host_call")
 
 
 # --- gradients --------------------------------------------------------------------------

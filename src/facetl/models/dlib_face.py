@@ -6,7 +6,7 @@ fully connected layer without bias. Being a plain Keras network, it runs on ever
 on a GPU, fine-tunes, and exports whole (ONNX, SavedModel, LiteRT) with no dlib at inference.
 
 How dlib's layers map to Keras:
-- `input_rgb_image`: (pixel - dlib's mean per channel) / 256, a fixed Normalization layer in
+- `input_rgb_image`: (pixel - dlib's mean per channel) / 256, the `DlibInput` layer, in
   float32, so the model takes 0-255 pixels (`preprocess: raw`) and an export needs no step.
 - `con` with `affine` after it: dlib's affine is batch norm frozen into a per-channel scale and
   shift, so it is folded into the convolution's kernel and bias when the weights load. The
@@ -85,6 +85,21 @@ def wrappers(nodes: list[Node]) -> list[Wrapper]:
 
 
 @keras.saving.register_keras_serializable(package="facetl")
+class DlibInput(layers.Layer):
+    """dlib's input_rgb_image: (RGB pixel - dlib's mean) / 256, in float32 whatever the policy.
+    Constants, not weights: exporters then fold them into the graph."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs["dtype"] = "float32"
+        super().__init__(**kwargs)
+
+    def call(self, images):
+        # keras.ops with numpy constants: a torch tensor would hand `-` to numpy (host copy)
+        return ops.divide(ops.subtract(ops.cast(images, "float32"),
+                                       np.array(DLIB_MEAN_RGB, dtype="float32")), INPUT_SCALE)
+
+
+@keras.saving.register_keras_serializable(package="facetl")
 class AddPrev(layers.Layer):
     """dlib's add_prev: the sum of two maps, each zero-padded at the end to the larger size."""
 
@@ -108,12 +123,10 @@ def conv_name(index: int) -> str:
     return f"con{index}"
 
 
-def build_face_resnet(input_shape: tuple[int, int, int],
-                      mean_rgb: tuple[float, ...] = DLIB_MEAN_RGB) -> keras.Model:
+def build_face_resnet(input_shape: tuple[int, int, int]) -> keras.Model:
     """The network with Keras' default initial weights; `load_dlib_weights` fills them."""
     inputs = keras.Input(input_shape, name="faces")
-    x = layers.Normalization(mean=list(mean_rgb), variance=[INPUT_SCALE ** 2] * 3,
-                             dtype="float32", name="dlib_input")(inputs)
+    x = DlibInput(name="dlib_input")(inputs)
     tags: dict[int, object] = {}
     convs = 0
     for node in FACE_RESNET:

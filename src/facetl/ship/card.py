@@ -28,9 +28,9 @@ DATA_TERMS = {
 WEIGHTS_TERMS = {
     "imagenet": "Keras' published ImageNet weights (keras.applications), under the terms Keras "
                 "publishes for each model",
-    "face_recognition_models": "dlib's face descriptor from face-recognition-models 0.3.0 "
-                               "(CC0 1.0 by its LICENSE file); it runs in facetl, not in the "
-                               "exported file",
+    "face_recognition_models": "dlib's face ResNet weights from face-recognition-models 0.3.0 "
+                               "(CC0 1.0 by its LICENSE file), read into facetl's Keras "
+                               "network: inside the exported file, no dlib needed to run it",
     "none": "random initialisation (no terms)",
 }
 

@@ -5,8 +5,8 @@ from) and `MODEL_CARD.md` beside it.
 
 What is exported is the network: the backbone's preprocessing, the backbone, the head and the
 calibration (a `Temperature` layer). What runs outside any graph stays in facetl: the face front
-end (dlib detection and alignment), dlib_face's descriptor (dlib code, not a graph: a dlib_face
-model exports its head, fed by the descriptor) and the keypoint passes.
+end (dlib detection and alignment) and the keypoint passes. dlib_face is a Keras network like
+the others, so its export holds the whole model, from the aligned crop to the probability.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from facetl.core.errors import FacetlError
 from facetl.keypoints.predict import PIPELINE
 from facetl.models.backbones import Preprocess
 from facetl.models.calibration import temperature_layers
-from facetl.models.dlib_face import DlibFaceDescriptor
 from facetl.models.export import load_task_model
 from facetl.ship.card import model_card
 from facetl.ship.runtime import FILES, export_command, open_network, optional
@@ -69,24 +68,6 @@ def in_float32(model: keras.Model) -> keras.Model:
         if layer.dtype_policy.name != "float32":
             layer.dtype_policy = "float32"
     return model
-
-
-def descriptor_file(model: keras.Model) -> str | None:
-    """The dlib model file of a dlib_face model's descriptor; None for any other backbone."""
-    return next((layer.model_file for layer in all_layers(model)
-                 if isinstance(layer, DlibFaceDescriptor)), None)
-
-
-def after_descriptor(model: keras.Model) -> keras.Model:
-    """descriptor -> the layers after the dlib_face extractor (head, temperature): the part of
-    a dlib_face model a graph format can hold. The export check compares the result, fed by
-    dlib, with the whole Keras model."""
-    extractor = next(layer for layer in model.layers
-                     if any(isinstance(inner, DlibFaceDescriptor) for inner in all_layers(layer)))
-    x = inputs = keras.Input(extractor.output_shape[1:], name="descriptor")
-    for layer in model.layers[model.layers.index(extractor) + 1:]:
-        x = layer(x)
-    return keras.Model(inputs, x, name=f"{model.name}_head")
 
 
 def probe_images(shape: tuple[int, ...]) -> np.ndarray:
@@ -144,8 +125,8 @@ def recorded_params(workspace: Path, task: str) -> dict[str, Any] | None:
 
 
 def build_manifest(task: str, fmt: str, written: Path, command: str, models_root: Path,
-                   model: keras.Model, network: keras.Model, meta: dict, trained: list[str],
-                   descriptor: str | None, difference: float) -> dict[str, Any]:
+                   model: keras.Model, meta: dict, trained: list[str],
+                   difference: float) -> dict[str, Any]:
     """Everything a caller needs beside the file (`written`: the folder holding it)."""
     size = model.input_shape[1]
     layers = temperature_layers(model)
@@ -153,21 +134,17 @@ def build_manifest(task: str, fmt: str, written: Path, command: str, models_root
                        if isinstance(layer, Preprocess)), None)
     manifest: dict[str, Any] = {
         "task": task, "format": fmt, "file": FILES[fmt],
-        "input": {"shape": list(network.input_shape), "dtype": "float32",
-                  "layout": "NHWC" if descriptor is None else "N, 128"} | file_facts(fmt, written),
-        "caller_feeds": caller_feeds(task, meta, size, descriptor),
+        "input": {"shape": list(model.input_shape), "dtype": "float32",
+                  "layout": "NHWC"} | file_facts(fmt, written),
+        "caller_feeds": caller_feeds(task, meta, size),
         "preprocessing": {
-            "in_graph": (None if descriptor else preprocess),
-            "in_graph_does": ("dlib computes the descriptor from pixels, outside the file"
-                              if descriptor else PREPROCESSING.get(preprocess)),
+            "in_graph": preprocess,
+            "in_graph_does": PREPROCESSING.get(preprocess),
             "resize": "OpenCV cv2.resize to input_size x input_size, aspect not kept: "
                       "INTER_AREA when shrinking both sides, else INTER_LINEAR",
             "pixels": "RGB, 0-255, as float32"},
         "input_size": size,
-        "output": {"shape": list(network.output_shape), "meaning": output_meaning(task, meta)},
-        "descriptor": ({"network": "dlib_face", "weights": descriptor,
-                        "runs_in": "facetl (facetl.models.dlib_face.describe)"}
-                       if descriptor else None),
+        "output": {"shape": list(model.output_shape), "meaning": output_meaning(task, meta)},
         "precision": {"keras_model": trained, "exported": "float32"},
         "check": {"inputs": f"{PROBES} synthetic images (noise and gradients)",
                   "max_abs_difference": difference, "tolerance": TOLERANCE},
@@ -192,7 +169,7 @@ def build_manifest(task: str, fmt: str, written: Path, command: str, models_root
     return manifest
 
 
-def caller_feeds(task: str, meta: dict, size: int, descriptor: str | None) -> str:
+def caller_feeds(task: str, meta: dict, size: int) -> str:
     if task == "gender":
         source = ("the face crop facetl's front end cuts (settings in `faces`: dlib HOG "
                   "detection, 5-point alignment)" if meta.get("faces", {}).get("align")
@@ -203,11 +180,8 @@ def caller_feeds(task: str, meta: dict, size: int, descriptor: str | None) -> st
                   "by `keypoints.margin`; each later pass crops around the previous points)")
     else:
         source = "the whole photo"
-    fed = f"{source}, resized to {size} x {size}, RGB pixels 0-255 as float32, (N, {size}, " \
-          f"{size}, 3)"
-    if descriptor:
-        fed += "; facetl computes dlib's 128-D descriptor of it, the file's input (N, 128)"
-    return fed
+    return f"{source}, resized to {size} x {size}, RGB pixels 0-255 as float32, (N, {size}, " \
+           f"{size}, 3)"
 
 
 def output_meaning(task: str, meta: dict) -> str:
@@ -248,15 +222,13 @@ def export(task: str, fmt: str, out: Path, models_root: Path = Path("models")) -
     model, meta = load_task_model(task, models_root, MADE_BY[task])
     trained = policies(model)
     model = in_float32(model)
-    descriptor = descriptor_file(model)
-    network = after_descriptor(model) if descriptor else model
     probes = probe_images(model.input_shape[1:])
     expected = model.predict(probes, verbose=0)
     folder = out / task
     with atomic_path(folder) as tmp:
         tmp.mkdir()
-        write_network(network, fmt, tmp / FILES[fmt])
-        got = open_network(tmp, fmt, descriptor).predict(probes)
+        write_network(model, fmt, tmp / FILES[fmt])
+        got = open_network(tmp, fmt).predict(probes)
         difference = float(np.abs(got - expected).max())
         if not difference <= TOLERANCE:
             raise FacetlError(f"the {fmt} file's outputs differ from the Keras model's by "
@@ -264,8 +236,8 @@ def export(task: str, fmt: str, out: Path, models_root: Path = Path("models")) -
                               f"nothing written to {folder}; try another --format")
         command = export_command(task, fmt, out) + (
             f" --models {models_root}" if models_root != Path("models") else "")
-        manifest = build_manifest(task, fmt, tmp, command, models_root, model, network, meta,
-                                  trained, descriptor, difference)
+        manifest = build_manifest(task, fmt, tmp, command, models_root, model, meta,
+                                  trained, difference)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         (tmp / "MODEL_CARD.md").write_text(model_card(manifest, models_root.parent / "metrics"))
     return folder

@@ -18,7 +18,6 @@ import numpy as np
 from facetl.core.errors import FacetlError
 from facetl.core.schema import validate_model_file
 from facetl.models import inference
-from facetl.models.dlib_face import describe
 
 FILES = {"onnx": "model.onnx", "saved_model": "saved_model", "litert": "model.tflite"}
 INSTALL = "pip install 'facetl[export]'"
@@ -68,25 +67,21 @@ RUNNERS: dict[str, Callable[[Path], Run]] = {
 
 
 class ExportedNetwork:
-    """An exported file with Keras' `predict` call. `descriptor`: the dlib model file of a
-    dlib_face model, whose descriptor runs here (dlib is not a graph any format can hold) and
-    feeds the exported head."""
+    """An exported file with Keras' `predict` call."""
 
-    def __init__(self, run: Run, descriptor: str | None = None) -> None:
-        self.run, self.descriptor = run, descriptor
+    def __init__(self, run: Run) -> None:
+        self.run = run
 
     def predict(self, x: np.ndarray, batch_size: int | None = None,
                 verbose: int = 0) -> np.ndarray:
         x = np.asarray(x, dtype="float32")
-        if self.descriptor is not None:
-            x = describe(self.descriptor, x)
         step = batch_size or inference.BATCH
         return np.concatenate([self.run(np.ascontiguousarray(x[start:start + step]))
                                for start in range(0, len(x), step)])
 
 
-def open_network(folder: Path, fmt: str, descriptor: str | None = None) -> ExportedNetwork:
-    return ExportedNetwork(RUNNERS[fmt](folder / FILES[fmt]), descriptor)
+def open_network(folder: Path, fmt: str) -> ExportedNetwork:
+    return ExportedNetwork(RUNNERS[fmt](folder / FILES[fmt]))
 
 
 def export_command(task: str, fmt: str, out: Path) -> str:
@@ -111,7 +106,7 @@ def load_exported(task: str, root: Path, fmt: str = "onnx") -> tuple[ExportedNet
                           f"`{remake}`, or pass --models with the folder of a {fmt} export")
     meta = validate_model_file(manifest.get("model_json"), f"{manifest_file} model_json", task,
                                remake)
-    return open_network(folder, fmt, (manifest.get("descriptor") or {}).get("weights")), meta
+    return open_network(folder, fmt), meta
 
 
 def exported_loader(fmt: str) -> Callable[[str, Path], tuple[ExportedNetwork, dict]]:
