@@ -1,12 +1,14 @@
-"""The figure tables of docs/*.md, generated from benchmarks/results/*.json.
+"""The figures of README.md and docs/**/*.md, generated from benchmarks/results/*.json.
 
-A page marks where a table goes with two lines, `<!-- table: NAME -->` and `<!-- end table -->`;
-this script rewrites what lies between them. A figure is typed nowhere by hand: it lives in one
-results file (with the command, machine, commit and date that produced it), and
-tests/test_docs_tables.py fails when a page and its results file disagree.
+A page marks where a table goes with two lines, `<!-- table: NAME -->` and `<!-- end table -->`,
+and a figure inside prose with `<!-- value: BENCHMARK | ENTRY | KEY.PATH | FORMAT -->` before
+it and `<!-- end value -->` after it; this script rewrites what lies between. A figure is typed
+nowhere by hand: it lives in one results file (with the command, machine, commit and date that
+produced it), and tests/test_docs_tables.py fails when a page and its results file disagree.
+The `stage_graph` block is drawn from the pipeline files the same way.
 
-    python docs/tables.py           # rewrite the tables
-    python docs/tables.py --check   # exit 1 and name the stale tables
+    python docs/tables.py           # rewrite the tables and values
+    python docs/tables.py --check   # exit 1 and name the stale pages
 """
 
 from __future__ import annotations
@@ -15,30 +17,27 @@ import argparse
 import json
 import re
 import statistics
+import subprocess
 import sys
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks/results"
 MARKER = re.compile(r"(<!-- table: (\w+) -->\n)(.*?)(<!-- end table -->)", re.DOTALL)
+VALUE = re.compile(r"(<!-- value: ([^|]+?) \| ([^|]+?) \| ([^|]+?) \| (\w+) -->)(.*?)"
+                   r"(<!-- end value -->)", re.DOTALL)
 COMMAND = "PYTHONPATH=. python benchmarks/real_experiments.py WORKSPACE --only"
+NOT_MEASURED = "Not measured yet"  # what a table says when its results file has no entry
 
-# What each route of benchmarks/real_experiments.py is, for a reader; the key is the
-# experiment's name without its seed.
-ROUTES = {
-    "route-default": "default: faces aligned, frozen MobileNetV2 (torchvision ImageNet file), "
-                     "chapter head",
-    "route-probe": "frozen MobileNetV2, linear head",
-    "route-finetune-cnn-all-layers": "fine-tuned MobileNetV2 (every layer but BatchNorm), "
-                                     "linear head",
-    "route-best": "best: dlib_face descriptor, linear head",
-}
-KEYPOINT_RUNS = {
-    "kp-light-192-e30-noflip": "the default finetune recipe",
-    "kp-chapter": "the chapter's recipe",
-}
+# The gender routes with a row in the README's headline and docs/routes.md, in order: the
+# names of benchmarks/real_experiments.py's experiments without their `-seedN`. A new route is
+# one more name here once its runs are in the results file; its label comes from its settings.
+ROUTES = ("route-default", "route-finetune-cnn-all-layers", "route-best")
 
 
 def load(benchmark: str) -> dict[str, dict[str, Any]]:
@@ -71,6 +70,84 @@ def seeds_cell(runs: list[dict[str, Any]], key: str) -> str:
             f"({len(values)} seeds)")
 
 
+# --- where figures come from ---------------------------------------------------------------
+
+
+@cache
+def commit_time(commit: str) -> float:
+    """When `commit` was made (its `+changes` suffix aside), to order a range; unknown: last."""
+    try:
+        out = subprocess.run(["git", "show", "-s", "--format=%ct", commit.split("+")[0]],
+                             cwd=ROOT, capture_output=True, text=True, check=True).stdout
+        return float(out.strip())
+    except (OSError, subprocess.CalledProcessError, ValueError):
+        return float("inf")
+
+
+def provenance(entries: list[dict[str, Any]]) -> str:
+    """One short line for a table: the machines, the date range and the commit range."""
+    sources = [entry["provenance"] for entry in entries]
+    machines = sorted({source["machine"] for source in sources})
+    dates = sorted({source["date"] for source in sources})
+    commits = sorted({source["commit"].split("+")[0] for source in sources},
+                     key=lambda c: (commit_time(c), c))
+    dirty = sum(source["commit"].endswith("+changes") for source in sources)
+    when = dates[0] if len(dates) == 1 else f"{dates[0]} to {dates[-1]}"
+    code = (f"commit {commits[0]}" if len(commits) == 1
+            else f"commits {commits[0]} to {commits[-1]}")
+    changes = f", {dirty} of them with uncommitted changes" if dirty else ""
+    runs = f"{len(sources)} run{'s' if len(sources) > 1 else ''}"
+    return f"{'; '.join(machines)}; {when}; {code} ({runs}{changes})"
+
+
+# --- what a run was: its label from its settings ---------------------------------------------
+
+
+@cache
+def experiment_settings() -> Callable[[dict], dict]:
+    """benchmarks/real_experiments.py's `settings`: every param an experiment ran with."""
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.real_experiments import settings
+    return settings
+
+
+def weights_words(weights: str) -> str:
+    if weights == "imagenet":
+        return "ImageNet weights, downloaded by Keras"
+    if weights == "none":
+        return "random weights"
+    if weights == "face_recognition_models":
+        return "the file the face_recognition_models package installs"
+    return f"local weights file `{Path(weights).name}`"
+
+
+def route_label(settings: dict[str, Any]) -> str:
+    """A gender route in words, from the params it ran with."""
+    def get(key: str) -> Any:
+        node: Any = settings
+        for part in key.split("."):
+            node = node[part]
+        return node
+
+    backbone = get("backbone")
+    if get("finetune.gender.enabled"):
+        unfreeze = get("finetune.gender.unfreeze")
+        trained = ("fine-tuned (every layer but BatchNorm)" if unfreeze == -1
+                   else f"fine-tuned (top {unfreeze} weight layers)")
+    else:
+        trained = "frozen"
+    return (f"`{backbone}` ({weights_words(str(get(f'backbones.{backbone}.weights')))}), "
+            f"{trained}, {get('head.type')} head, "
+            f"{'faces aligned' if get('faces.align') else 'whole photos'} at "
+            f"{get('prepare.gender.input_size')} px")
+
+
+def run_settings(figures: dict[str, Any]) -> dict[str, Any]:
+    """The params a real_experiments run used: recorded with it (`settings`), or rebuilt
+    from the overrides it recorded and the benchmark's fixed settings."""
+    return figures.get("settings") or experiment_settings()(figures["overrides"])
+
+
 def route_runs(entries: dict[str, dict]) -> dict[str, list[tuple[str, dict]]]:
     """Experiments grouped by route (name without `-seedN`), in ROUTES' order."""
     grouped: dict[str, list[tuple[str, dict]]] = {}
@@ -81,49 +158,66 @@ def route_runs(entries: dict[str, dict]) -> dict[str, list[tuple[str, dict]]]:
     return {route: grouped[route] for route in ROUTES if route in grouped}
 
 
-def provenance(entries: list[dict[str, Any]]) -> str:
-    seen = sorted({(e["provenance"]["machine"], e["provenance"]["commit"],
-                    e["provenance"]["date"]) for e in entries})
-    return "; ".join(f"{machine}, commit {commit}, {date}" for machine, commit, date in seen)
+def grouped_routes(results: Callable[[str], dict]) -> dict[str, tuple[str, list]]:
+    """route -> (its label, its runs); a route whose seeds ran with other settings but the
+    seed is an error, not a row that mixes them."""
+    found = {}
+    for route, named in route_runs(results("real_experiments")).items():
+        labels = {route_label(run_settings(entry["figures"])) for _, entry in named}
+        if len(labels) > 1:
+            raise ValueError(f"{route}: runs with different settings: {sorted(labels)}")
+        found[route] = (labels.pop(), named)
+    return found
 
 
 def routes_table(results: Callable[[str], dict]) -> str:
-    entries = results("real_experiments")
-    grouped = route_runs(entries)
+    grouped = grouped_routes(results)
     if not grouped:
-        return "No route has been measured yet: run the command below.\n"
+        return f"{NOT_MEASURED}: run `{COMMAND} NAME ...`.\n"
     lines = ["| route | CelebA test (grouped by person) | repeats: grouped splits | "
              "gender_web (never trained on) | minutes per run | experiments |",
              "|---|---|---|---|---|---|"]
-    for route, named in grouped.items():
+    for label, named in grouped.values():
         runs = [entry["figures"] for _, entry in named]
         repeats = [run["repeats"] for run in runs if run.get("repeats", {}).get("repeats", 1) > 1]
         repeat_cell = "; ".join(f"{mean_sd(r['accuracy_values'])} ({r['repeats']} splits)"
                                 for r in repeats) or "—"
         minutes = sorted(round(run["seconds"] / 60, 1) for run in runs)
-        lines.append(f"| {ROUTES[route]} | {seeds_cell(runs, 'gender')} | {repeat_cell} | "
+        lines.append(f"| {label} | {seeds_cell(runs, 'gender')} | {repeat_cell} | "
                      f"{seeds_cell(runs, 'gender_ood')} | "
                      f"{', '.join(str(m) for m in minutes)} | "
                      f"{', '.join(f'`{name}`' for name, _ in named)} |")
-    every = [entry for named in grouped.values() for _, entry in named]
+    every = [entry for _, named in grouped.values() for _, entry in named]
     return ("\n".join(lines) + "\n\nIntervals: Wilson 95%. Measured with "
-            f"`{COMMAND} NAME ...` on: {provenance(every)}.\n")
+            f"`{COMMAND} NAME ...`: {provenance(every)}.\n")
+
+
+def project_params() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
 def headline_table(results: Callable[[str], dict]) -> str:
-    """The README's summary: each route's accuracy and calibration, seeds averaged."""
-    grouped = route_runs(results("real_experiments"))
-    if not grouped:
-        return "No route has been measured yet.\n"
-    lines = ["| route | CelebA test | gender_web | gender_web ECE |", "|---|---|---|---|"]
-    for route, named in grouped.items():
+    """The README's summary: what `dvc repro` runs, then each measured route's accuracy and
+    calibration, seeds averaged."""
+    default = route_label(project_params())
+    lines = ["| route | CelebA test | gender_web | gender_web ECE |", "|---|---|---|---|",
+             f"| `dvc repro`: {default}, the chapter's CSV of photo URLs | not measured here "
+             "(it downloads the photos and the weights) | — | — |"]
+    grouped = grouped_routes(results)
+    for label, named in grouped.values():
         runs = [entry["figures"] for _, entry in named]
         eces = [run["gender_ood"]["ece"] for run in runs if run["gender_ood"].get("ece")]
-        lines.append(f"| {ROUTES[route]} | {seeds_cell(runs, 'gender')} | "
+        lines.append(f"| {label} | {seeds_cell(runs, 'gender')} | "
                      f"{seeds_cell(runs, 'gender_ood')} | "
                      f"{mean_sd(eces) + '%' if eces else '—'} |")
-    every = [entry for named in grouped.values() for _, entry in named]
-    return "\n".join(lines) + f"\n\nMeasured on: {provenance(every)}.\n"
+    if not grouped:
+        return "\n".join(lines) + f"\n\n{NOT_MEASURED}: no route run is recorded.\n"
+    every = [entry for _, named in grouped.values() for _, entry in named]
+    sources = sorted({Path(run_settings(entry["figures"])["data"]["gender"]["source"]).parent.name
+                      for entry in every})
+    return ("\n".join(lines) + f"\n\nThe measured rows: trained and tested on "
+            f"{', '.join(sources)} (`data.gender.source`), weights from local files. "
+            f"{provenance(every)}.\n")
 
 
 def groups_cell(metrics: dict[str, Any]) -> str:
@@ -134,38 +228,58 @@ def groups_cell(metrics: dict[str, Any]) -> str:
 
 
 def route_groups_table(results: Callable[[str], dict]) -> str:
-    grouped = route_runs(results("real_experiments"))
+    grouped = grouped_routes(results)
     if not grouped:
-        return "No route has been measured yet.\n"
+        return f"{NOT_MEASURED}: run `{COMMAND} NAME ...`.\n"
     lines = ["| route (first experiment) | CelebA test, per front-end group | "
              "gender_web, per front-end group |", "|---|---|---|"]
-    for route, named in grouped.items():
+    for label, named in grouped.values():
         name, entry = named[0]
         figures = entry["figures"]
-        lines.append(f"| {ROUTES[route]} (`{name}`) | {groups_cell(figures['gender'])} | "
+        lines.append(f"| {label} (`{name}`) | {groups_cell(figures['gender'])} | "
                      f"{groups_cell(figures['gender_ood'])} |")
     return "\n".join(lines) + ("\n\nGroups: `found` (HOG), `fallback` (padded HOG or the CNN "
                                "detector), `none` (the centred square).\n")
 
 
+KEYPOINT_COMMAND = "python benchmarks/keypoint_routes.py WORKSPACE"
+
+
+def keypoint_label(settings: dict[str, Any]) -> str:
+    """A keypoint route in words, from the settings it ran with."""
+    chapter = settings["recipe"] == "chapter"
+    recipe = settings["recipe_params"]
+    if chapter:
+        how = (f"whole frames at {settings['input_size']} px, frozen features, the chapter's "
+               f"head ({recipe['activation']} outputs, {recipe['loss']} loss, "
+               f"{recipe['epochs']} epochs)")
+    else:
+        how = (f"face crops at {settings['input_size']} px, {recipe['head']['type']} head, "
+               f"backbone fine-tuned up to {recipe['finetune']['epochs']} epochs, "
+               f"{recipe['loss']} loss, {recipe['inference']['passes']} passes from a "
+               f"{recipe['inference']['detector']} box")
+    return (f"{settings['recipe']} recipe: `{settings['backbone']}` "
+            f"({weights_words(settings['weights'])}), {how}")
+
+
 def keypoints_table(results: Callable[[str], dict]) -> str:
-    entries = {name: entry for name, entry in results("real_experiments").items()
-               if name in KEYPOINT_RUNS}
+    entries = results("keypoint_routes")
     if not entries:
-        return ("No keypoint run has been measured yet: run "
-                f"`{COMMAND} {' '.join(KEYPOINT_RUNS)}`.\n")
-    lines = ["| run | NME | failure rate (NME > 10%) | pixel error | dlib's predictor, NME | "
-             "minutes |", "|---|---|---|---|---|---|"]
-    for name in KEYPOINT_RUNS:
-        if name in entries:
-            figures = entries[name]["figures"]
-            points = figures["keypoints"]
-            dlib = points.get("dlib_nme")
-            lines.append(f"| {KEYPOINT_RUNS[name]} (`{name}`) | {percent(points['nme'])} | "
-                         f"{percent(points['failure_rate'])} | {points['pixel_error']:.2f} px | "
-                         f"{percent(dlib)} | {round(figures['seconds'] / 60, 1)} |")
-    return ("\n".join(lines) + f"\n\nMeasured with `{COMMAND} NAME` on: "
-            f"{provenance(list(entries.values()))}.\n")
+        return f"{NOT_MEASURED}: run `{KEYPOINT_COMMAND}`.\n"
+    lines = ["| route | test frames | NME | failure rate (NME > 10%) | pixel error | "
+             "dlib's 68-point predictor: NME / failure rate | minutes |",
+             "|---|---|---|---|---|---|---|"]
+    for name, entry in sorted(entries.items()):
+        figures = entry["figures"]
+        points = figures["metrics"]
+        lines.append(f"| {keypoint_label(figures['settings'])} (`{name}`) | "
+                     f"{points['n_test']} | {percent(points['nme'])} | "
+                     f"{percent(points['failure_rate'])} | {points['pixel_error']:.2f} px | "
+                     f"{percent(points['dlib_nme'])} / {percent(points['dlib_failure_rate'])} | "
+                     f"{figures['minutes']} |")
+    return ("\n".join(lines) + "\n\nNME: the mean point error over the distance between the "
+            "outer eye corners, on the people held out. Measured with "
+            f"`{KEYPOINT_COMMAND}`: {provenance(list(entries.values()))}.\n")
 
 
 def calibration_cell(metrics: dict[str, Any]) -> str:
@@ -180,18 +294,18 @@ def coverage_cell(metrics: dict[str, Any]) -> str:
 
 
 def route_calibration_table(results: Callable[[str], dict]) -> str:
-    grouped = route_runs(results("real_experiments"))
+    grouped = grouped_routes(results)
     if not grouped:
-        return "No route has been measured yet.\n"
+        return f"{NOT_MEASURED}: run `{COMMAND} NAME ...`.\n"
     lines = ["| route | experiment | CelebA ECE [95% CI] | CelebA Brier | CelebA accuracy at "
              "95% / 90% coverage | gender_web ECE [95% CI] | gender_web Brier | gender_web "
              "accuracy at 95% / 90% coverage |", "|---|---|---|---|---|---|---|---|"]
-    for route, named in grouped.items():
+    for label, named in grouped.values():
         for name, entry in named:
             gender, web = entry["figures"]["gender"], entry["figures"]["gender_ood"]
             brier = [f"{m['brier']:.4f}" if m.get("brier") is not None else "—"
                      for m in (gender, web)]
-            lines.append(f"| {ROUTES[route]} | `{name}` | {calibration_cell(gender)} | "
+            lines.append(f"| {label} | `{name}` | {calibration_cell(gender)} | "
                          f"{brier[0]} | {coverage_cell(gender)} | {calibration_cell(web)} | "
                          f"{brier[1]} | {coverage_cell(web)} |")
     return "\n".join(lines) + ("\n\nECE: 10 bins of the predicted class's probability over "
@@ -222,7 +336,7 @@ def latency_cell(step: dict[str, float] | None) -> str:
 def latency_table(results: Callable[[str], dict]) -> str:
     entries = results("latency")
     if not entries:
-        return f"Latency not measured yet: run `{LATENCY_COMMAND}`.\n"
+        return f"{NOT_MEASURED}: run `{LATENCY_COMMAND}`.\n"
     lines = ["| route | runtime | photos | decode | face detection | alignment | network | "
              "total |", "|---|---|---|---|---|---|---|---|"]
     for name in sorted(entries):
@@ -240,7 +354,7 @@ def latency_table(results: Callable[[str], dict]) -> str:
 def export_parity_table(results: Callable[[str], dict]) -> str:
     entries = results("export_parity")
     if not entries:
-        return ("Parity not measured yet: run "
+        return (f"{NOT_MEASURED}: run "
                 "`PYTHONPATH=. python benchmarks/export_parity.py --n 300`.\n")
     lines = ["| model / format | photos | same label | largest \\|Δp\\| | 99th percentile "
              "\\|Δp\\| | within 1e-4 | file MB |", "|---|---|---|---|---|---|---|"]
@@ -262,7 +376,7 @@ def training_precision_table(results: Callable[[str], dict]) -> str:
     entries = results("training_precision")
     networks = sorted({name.rsplit("-", 1)[0] for name in entries if not name.startswith("peak")})
     if not networks:
-        return f"Training precision not measured yet: run `{PRECISION_COMMAND}`.\n"
+        return f"{NOT_MEASURED}: run `{PRECISION_COMMAND}`.\n"
     peaks = ", ".join(f"{name.split('-', 1)[1]} {entries[name]['figures']['gflops']:.0f}"
                       for name in sorted(entries) if name.startswith("peak-"))
     lines = ["| network (batch) | precision | images/s | share of the precision's measured "
@@ -286,7 +400,7 @@ def head_only_table(results: Callable[[str], dict]) -> str:
     entries = results("head_only")
     full, head = entries.get("full-run"), entries.get("head-only-run")
     if not (full and head):
-        return f"Not measured yet: run `{HEAD_ONLY_COMMAND}`.\n"
+        return f"{NOT_MEASURED}: run `{HEAD_ONLY_COMMAND}`.\n"
     full_s, head_s = full["figures"]["stage_seconds"], head["figures"]["stage_seconds"]
     lines = ["| stage | full run, s | head-only rerun, s |", "|---|---|---|"]
     for stage in full_s:
@@ -327,7 +441,7 @@ def combined_route_table(results: Callable[[str], dict]) -> str:
     entries = results("combined_route")
     seeds = sorted(name for name in entries if name.startswith("seed"))
     if not seeds:
-        return f"Not measured yet: run `{COMBINED_COMMAND}`.\n"
+        return f"{NOT_MEASURED}: run `{COMBINED_COMMAND}`.\n"
     lines = ["| seed | way | CelebA test | gender_web | gender_web ECE | gender_web, "
              "per front-end group |", "|---|---|---|---|---|---|"]
     for seed in seeds:
@@ -356,7 +470,7 @@ WEB_HALF_COMMAND = (
 def web_half_table(results: Callable[[str], dict]) -> str:
     entries = results("web_half")
     if not entries:
-        return f"Not measured yet: run `{WEB_HALF_COMMAND}`.\n"
+        return f"{NOT_MEASURED}: run `{WEB_HALF_COMMAND}`.\n"
     lines = ["| route, seed | trained on | held-out half of gender_web | its ECE | "
              "per front-end group | CelebA test photos |", "|---|---|---|---|---|---|"]
     for _, entry in sorted(entries.items()):
@@ -387,7 +501,7 @@ def per_route_table(results: Callable[[str], dict], benchmark: str, command: str
     figures, then `note` (given the first entry's figures) and where it was measured."""
     entries = results(benchmark)
     if not entries:
-        return f"Not measured yet: run `{command}`.\n"
+        return f"{NOT_MEASURED}: run `{command}`.\n"
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, entry in sorted(entries.items()):
         lines.extend(rows(f"`{name}`", entry["figures"]))
@@ -475,9 +589,126 @@ def no_face_table(results: Callable[[str], dict]) -> str:
          "faceless pictures: mean confidence", "answered with p >= 0.9",
          "40x40 noise, confidence", "a face photo in the group: ECE"], rows,
         lambda first: f"Before → after the no-face temperature. Faceless pictures: "
-        f"{first['faceless']['n']} not fitted on, five kinds. The last column: every CelebA "
-        "test photo scored as if its face had been missed (what the group's temperature costs "
-        "a real face).")
+        f"{first['faceless']['n']} not fitted on, {len(first['faceless']['by_kind'])} kinds. "
+        "The last column: every CelebA test photo scored as if its face had been missed "
+        "(what the group's temperature costs a real face).")
+
+
+PIPELINES = ("dvc.yaml", "pipelines/gender_ood/dvc.yaml", "pipelines/keypoints/dvc.yaml")
+
+
+def lookup(params: dict[str, Any], dotted: str) -> Any:
+    node: Any = params
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def resolve(text: str, params: dict[str, Any], item: str | None = None) -> str:
+    """A dvc.yaml string with its `${a.b}` (and a foreach's `${item}`) filled in."""
+    return re.sub(r"\$\{([^}]+)\}",
+                  lambda m: item if m.group(1) == "item" else str(lookup(params, m.group(1))),
+                  text)
+
+
+def names(entries: list[Any]) -> list[str]:
+    return [next(iter(entry)) if isinstance(entry, dict) else entry for entry in entries]
+
+
+@cache
+def stages() -> dict[str, dict[str, list[str]]]:
+    """Every stage of the three pipeline files: its params, deps and outputs (metrics and
+    plots included), paths from the repository root, `${...}` resolved with params.yaml.
+    A foreach stage is one entry, `scratch@large / ...`, its params those of its first item."""
+    params = project_params()
+    found = {}
+    for file in PIPELINES:
+        for name, stage in yaml.safe_load((ROOT / file).read_text())["stages"].items():
+            items = stage.get("foreach", [None])
+            body = stage.get("do", stage)
+            label = name if items == [None] else f"{name}@{' / '.join(items)}"
+            found[label] = {
+                "file": file,
+                "params": [resolve(str(key), params, items[0]) for key in body.get("params", [])],
+                "deps": [resolve(dep, params, item) for item in items
+                         for dep in body.get("deps", [])],
+                "outs": [resolve(out, params, item) for item in items
+                         for kind in ("outs", "metrics", "plots")
+                         for out in names(body.get(kind, []))]}
+    return found
+
+
+def feeds(out: str, dep: str) -> bool:
+    return dep == out or dep.startswith(out + "/") or out.startswith(dep + "/")
+
+
+@cache
+def stage_edges() -> frozenset[tuple[str, str]]:
+    """(A, B) where B reads what A writes, reduced to the direct links: an edge A -> C that a
+    path A -> B -> C already implies is left out."""
+    found = stages()
+    edges = {(a, b) for a in found for b in found if a != b
+             and any(feeds(out, dep) for out in found[a]["outs"] for dep in found[b]["deps"])}
+
+    def reaches(start: str, goal: str, skip: tuple[str, str]) -> bool:
+        todo, seen = [start], set()
+        while todo:
+            node = todo.pop()
+            for a, b in edges:
+                if a == node and (a, b) != skip and b not in seen:
+                    if b == goal:
+                        return True
+                    seen.add(b)
+                    todo.append(b)
+        return False
+
+    return frozenset(edge for edge in edges if not reaches(*edge, skip=edge))
+
+
+def downstream(stage_names: set[str]) -> set[str]:
+    """These stages and every stage that reads, directly or not, what they write."""
+    found, todo = set(stage_names), list(stage_names)
+    while todo:
+        node = todo.pop()
+        for a, b in stage_edges():
+            if a == node and b not in found:
+                found.add(b)
+                todo.append(b)
+    return found
+
+
+def reruns(key: str, file: str = "dvc.yaml") -> set[str]:
+    """The stages of pipeline `file` that a `-S key=...` change reruns there: those that list
+    the param (or a section holding it), then everything downstream of them."""
+    direct = {name for name, stage in stages().items()
+              if any(key == p or key.startswith(p + ".") for p in stage["params"])}
+    return {name for name in downstream(direct) if stages()[name]["file"] == file}
+
+
+def stage_graph(_: Callable[[str], dict]) -> str:
+    """The README's stage map, as a mermaid chart of every pipeline file's stages."""
+    def node(name: str) -> str:
+        return f'{name.split("@")[0]}["{name}"]' if "@" in name else name
+
+    order = list(stages())
+    lines = [f"  {node(a)} --> {node(b)}" for a, b in
+             sorted(stage_edges(), key=lambda edge: (order.index(edge[0]), order.index(edge[1])))]
+    return "```mermaid\nflowchart LR\n" + "\n".join(lines) + "\n```\n"
+
+
+VALUE_FORMATS: dict[str, Callable[[Any], str]] = {
+    "percent": lambda v: f"{100 * v:.2f}%", "percent1": lambda v: f"{100 * v:.1f}%",
+    "number2": lambda v: f"{v:.2f}", "int": lambda v: f"{v:d}", "p": lambda v: f"{v:.2g}",
+}
+
+
+def value(results: Callable[[str], dict], benchmark: str, entry: str, path: str,
+          form: str) -> str:
+    """One figure of a results file, as a page's prose shows it."""
+    entries = results(benchmark)
+    if entry not in entries:
+        raise KeyError(f"{benchmark}.json has no entry {entry!r}")
+    return VALUE_FORMATS[form](lookup(entries[entry]["figures"], path))
 
 
 TABLES: dict[str, Callable[[Callable[[str], dict]], str]] = {
@@ -489,22 +720,27 @@ TABLES: dict[str, Callable[[Callable[[str], dict]], str]] = {
     "web_half": web_half_table, "no_face": no_face_table,
     "calibration_methods": calibration_methods_table,
     "temperature_transfer": temperature_transfer_table,
-    "flip_average": flip_average_table,
+    "flip_average": flip_average_table, "stage_graph": stage_graph,
 }
 
 
 def render(page: str, results: Callable[[str], dict] = load) -> str:
-    """The page with every marked table regenerated; an unknown table name is an error."""
+    """The page with every marked table and value regenerated; an unknown table name, or a
+    value no results file holds, is an error."""
     def table(match: re.Match) -> str:
         name = match.group(2)
         if name not in TABLES:
             raise KeyError(f"unknown table {name!r} (known: {', '.join(TABLES)})")
         return match.group(1) + TABLES[name](results) + match.group(4)
-    return MARKER.sub(table, page)
+
+    def figure(match: re.Match) -> str:
+        return match.group(1) + value(results, *match.group(2, 3, 4, 5)) + match.group(7)
+
+    return VALUE.sub(figure, MARKER.sub(table, page))
 
 
 def pages() -> list[Path]:
-    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    return [ROOT / "README.md", ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").rglob("*.md"))]
 
 
 def main() -> None:
