@@ -84,6 +84,7 @@ DEFAULTS = {"prepare.gender.input_size": 224, "faces.align": False, "head.type":
 LINEAR = {"head.type": "linear", "repeats.splits": 5}  # seconds per fit: 5 grouped splits
 # bfloat16 vs float32 features: the same 5 grouped splits and head seeds, so the runs pair up.
 HED_PAIRED = HED | {"repeats.splits": 5}
+FACE_ROUTE = DLIB | LINEAR | {"faces.align": True, "faces.cnn": True}
 # In order of value; on a slow machine stop after any of them (the report shows what ran).
 EXPERIMENTS = {
     "mnv2-224": MNV2,
@@ -117,6 +118,12 @@ EXPERIMENTS = {
     **{f"route-finetune-cnn-no-{family}": TOP30 | gender_augment_off([family])
        for family in AUGMENT_FAMILIES},
     **{f"route-finetune-cnn-all-layers-seed{seed}": FINETUNE_ROUTE | {"seed": seed}
+       for seed in (42, 1, 2)},
+    # dlib's face ResNet as a Keras network: the best route on it, and the same route with the
+    # network fine-tuned end to end (the params' finetune settings), paired seed by seed.
+    **{f"route-face-seed{seed}": FACE_ROUTE | {"seed": seed} for seed in (42, 1, 2)},
+    **{f"route-face-finetune-seed{seed}": FACE_ROUTE | {"seed": seed,
+                                                         "finetune.gender.enabled": True}
        for seed in (42, 1, 2)},
 }
 # Which pipeline file each family of experiments reproduces (the default: dvc.yaml).
