@@ -24,18 +24,20 @@ from PIL import Image
 from tqdm import tqdm
 
 from facetl.data.images import ImageDecodeError, read_image
-from facetl.faces.detect import FaceCrop, face_crop
+from facetl.faces.detect import FaceCrop, FaceFrontEndError, face_crop
 
 NOT_CROPPED = {"face": "", "faces": 0, "box": ""}  # rows the download did not get
 
 
 def crop_one(job: tuple[Path, Path, str, dict[str, Any]]) -> dict[str, Any]:
-    """Crop one photo to `out_dir/name` as PNG; a photo that no longer decodes is reported."""
+    """Crop one photo to `out_dir/name` as PNG; a photo that no longer decodes, or that the
+    front end fails on, is reported in its row (`status`, `detail`) and the others go on."""
     source, out_dir, name, settings = job
     try:
         crop = face_crop(read_image(source), settings)
-    except (ImageDecodeError, OSError) as exc:
-        return {"status": getattr(exc, "status", "unreadable"), "detail": str(exc),
+    except (ImageDecodeError, OSError, FaceFrontEndError) as exc:
+        status = "face_error" if isinstance(exc, FaceFrontEndError) else "unreadable"
+        return {"status": getattr(exc, "status", status), "detail": str(exc),
                 "file": ""} | NOT_CROPPED
     Image.fromarray(crop.image).save(out_dir / name, format="PNG")
     return {"file": name} | face_fields(crop)
@@ -44,6 +46,14 @@ def crop_one(job: tuple[Path, Path, str, dict[str, Any]]) -> dict[str, Any]:
 def face_fields(crop: FaceCrop) -> dict[str, Any]:
     return {"face": crop.status, "faces": crop.faces,
             "box": " ".join(map(str, crop.box)) if crop.box else ""}
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, e.g. a container's share), else
+    every core the machine has."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def map_in_workers(function: Callable, jobs: list, workers: int) -> list:
@@ -69,7 +79,7 @@ def crop_faces(manifest: pd.DataFrame, raw_dir: Path, out_dir: Path, settings: d
         photos = manifest[ok].drop_duplicates("sha256")
         jobs = [(raw_dir / file, out_dir, f"images/{digest}.png", settings)
                 for file, digest in zip(photos["file"], photos["sha256"], strict=True)]
-        results = map_in_workers(crop_one, jobs, workers or os.cpu_count() or 1)
+        results = map_in_workers(crop_one, jobs, workers or usable_cores())
         by_photo = dict(zip(photos["sha256"], results, strict=True))
     else:
         by_photo = {row.sha256: {"file": os.path.relpath(raw_dir / row.file, out_dir),

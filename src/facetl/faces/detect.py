@@ -30,6 +30,10 @@ HOG_WINDOW = 80  # dlib's HOG detector looks for faces of about 80 px and up (be
 CNN_LONG_SIDE = 200  # the CNN stage as measured: photo at long side 200, no upsampling
 
 
+class FaceFrontEndError(FacetlError):
+    """OpenCV or dlib failed on one photo: that photo's own error, never the batch's end."""
+
+
 @dataclass(frozen=True)
 class FaceCrop:
     """A photo's crop and how it was made; `box` is (x0, y0, x1, y1) in the photo's pixels."""
@@ -83,11 +87,16 @@ def check_settings(settings: dict[str, Any]) -> dict[str, Any]:
 
 def resized(image: np.ndarray, scale: float) -> np.ndarray:
     """`image` scaled by `scale`: bicubic when enlarging, area averaging (no aliasing) when
-    shrinking."""
+    shrinking. A side never rounds to 0 pixels: a 4000 x 8 banner at long side 240 keeps a
+    1-pixel short side (OpenCV refuses an empty size), where no face can be seen anyway."""
     if scale == 1.0:
         return image
     interpolation = cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA
-    return cv2.resize(image, None, fx=scale, fy=scale, interpolation=interpolation)
+    height, width = image.shape[:2]
+    if round(min(height, width) * scale) >= 1:  # OpenCV's own rounding of fx, fy
+        return cv2.resize(image, None, fx=scale, fy=scale, interpolation=interpolation)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(image, size, interpolation=interpolation)
 
 
 def detection_view(image: np.ndarray, long_side: int, pad: float = 0.0
@@ -206,8 +215,15 @@ def face_crops(image: np.ndarray, settings: Mapping[str, Any],
     if not settings["align"]:
         return [FaceCrop(image, "off")]
     image = np.ascontiguousarray(image)
-    status, boxes = detect(image, settings)
-    return aligned_crops(image, status, boxes, settings, every_face)
+    try:
+        status, boxes = detect(image, settings)
+        return aligned_crops(image, status, boxes, settings, every_face)
+    except (cv2.error, RuntimeError) as exc:  # OpenCV's or dlib's refusal of this one photo
+        height, width = image.shape[:2]
+        raise FaceFrontEndError(
+            f"the face front end failed on this {width} x {height} photo ({type(exc).__name__}: "
+            f"{str(exc).strip()}); the other photos are not affected; please report it with "
+            "the photo") from exc
 
 
 def aligned_crops(image: np.ndarray, status: str, boxes: list[Box],

@@ -4,6 +4,7 @@ with a manifest saying what the front end did for each photo and a gallery to lo
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pandas as pd
 
@@ -37,13 +38,29 @@ def main() -> None:
     def rate(count: int) -> float | None:  # share of the photos; none when detection was off
         return round(count / max(1, len(photos)), 4) if settings["align"] else None
 
+    dropped = dropped_photos(manifest, faces)
     write_json(paths.metrics_path(f"faces_{TASK}"), counts | {
         "align": settings["align"], "photos": len(photos), "seconds": round(seconds, 2),
         "ms_per_photo": round(1000 * seconds / max(1, len(photos)), 1),
         "detection_rate": rate(counts["found"]),
-        "face_rate": rate(counts["found"] + counts["fallback"])})
+        "face_rate": rate(counts["found"] + counts["fallback"])} | dropped)
     face_gallery(photos)
     print(f"faces {TASK}: {counts} of {len(photos)} photos in {seconds:.1f} s")
+    for photo in dropped["dropped_photos"]:
+        print(f"  dropped {photo['source']}: {photo['status']} {photo['detail']}")
+
+
+def dropped_photos(manifest: pd.DataFrame, faces: pd.DataFrame, listed: int = 20
+                   ) -> dict[str, Any]:
+    """The downloaded photos this stage could not crop, counted by reason, the first `listed`
+    named with why (a photo changed on disk since the download, or one the front end failed
+    on): the rest of the photos went on without them."""
+    lost = faces[(manifest["status"] == "ok").to_numpy() & (faces["status"] != "ok").to_numpy()]
+    lost = lost.drop_duplicates("sha256")
+    return {"dropped": len(lost), "dropped_by_reason": {reason: int(count) for reason, count
+                                                  in lost["status"].value_counts().items()},
+            "dropped_photos": [{"source": row.source, "status": row.status,
+                                "detail": row.detail} for row in lost.head(listed).itertuples()]}
 
 
 def face_gallery(photos: pd.DataFrame, per_status: int = 6) -> None:
