@@ -84,7 +84,8 @@ DEFAULTS = {"prepare.gender.input_size": 224, "faces.align": False, "head.type":
 LINEAR = {"head.type": "linear", "repeats.splits": 5}  # seconds per fit: 5 grouped splits
 # bfloat16 vs float32 features: the same 5 grouped splits and head seeds, so the runs pair up.
 HED_PAIRED = HED | {"repeats.splits": 5}
-FACE_ROUTE = DLIB | LINEAR | {"faces.align": True, "faces.cnn": True}
+FACE_ROUTE = DLIB | LINEAR | {"faces.align": True, "faces.cnn": True,
+                              "prepare.gender.input_size": 150}  # dlib's chip size
 # In order of value; on a slow machine stop after any of them (the report shows what ran).
 EXPERIMENTS = {
     "mnv2-224": MNV2,

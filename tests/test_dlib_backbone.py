@@ -152,3 +152,12 @@ def test_a_missing_wrong_or_foreign_model_file_is_an_error(tmp_path):
 def test_inputs_below_the_chip_size_are_an_error():
     with pytest.raises(FacetlError, match="below dlib_face's minimum of 150"):
         build_extractor("dlib_face", PACKAGED, 100)
+
+
+def test_larger_crops_are_resized_to_dlibs_chip_inside_the_network(photos, dlib_descriptors):
+    """A 300 px crop (the faces stage's default) gives the 150 px chip's descriptor: from 300
+    px, bilinear resizing is the mean of each 2x2 block, computed here independently."""
+    doubled = np.repeat(np.repeat(photos, 2, axis=1), 2, axis=2)  # 2x2 blocks of one pixel
+    large = build_extractor("dlib_face", PACKAGED, 2 * SIZE)
+    ours = np.asarray(large.predict(doubled, verbose=0))
+    assert cosines(ours, dlib_descriptors).min() >= 0.9999

@@ -126,7 +126,12 @@ def conv_name(index: int) -> str:
 def build_face_resnet(input_shape: tuple[int, int, int]) -> keras.Model:
     """The network with Keras' default initial weights; `load_dlib_weights` fills them."""
     inputs = keras.Input(input_shape, name="faces")
-    x = DlibInput(name="dlib_input")(inputs)
+    x = inputs
+    if tuple(input_shape[:2]) != (CHIP_SIZE, CHIP_SIZE):
+        # dlib's chips are 150 px: other crops are resized inside the network (bilinear: an
+        # exact 2x2 mean from 300 px, and every exporter has it; antialiasing has no ONNX op)
+        x = layers.Resizing(CHIP_SIZE, CHIP_SIZE, name="to_chip_size")(x)
+    x = DlibInput(name="dlib_input")(x)
     tags: dict[int, object] = {}
     convs = 0
     for node in FACE_RESNET:
