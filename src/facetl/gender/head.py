@@ -16,19 +16,21 @@ from facetl.core.plots import cv_curve_plot, training_curves
 from facetl.data.splits import carve_validation, person_groups
 from facetl.models.backbones import get_spec
 from facetl.models.calibration import calibrate, temperature_of
-from facetl.models.heads import chapter_head
+from facetl.models.heads import chapter_head, plain_convs
 from facetl.models.linear_head import HEAD_TYPES, fit_linear_head, log_cv_curve
 from facetl.models.precision import trained_precision
+from facetl.models.speed import SpeedMeter
 from facetl.models.training import feature_max, fit
 
 
 def fit_classifier_head(name: str, features: np.ndarray, index: pd.DataFrame, train: np.ndarray,
-                        params: dict[str, Any], seed: int,
-                        plots_dir: Path | None = None) -> keras.Model:
+                        params: dict[str, Any], seed: int, plots_dir: Path | None = None,
+                        speed: SpeedMeter | None = None) -> keras.Model:
     """Train on the `train` rows only (seeded).
 
     With `plots_dir`, its training curves go to `training/` (dvclive) and `training.png` there;
-    without, nothing is logged (the repeated splits only want the head).
+    without, nothing is logged (the repeated splits only want the head). `speed` times the
+    chapter head's training.
     """
     cfg, head_cfg = lookup(params, "train.gender"), lookup(params, "head")
     if head_cfg["type"] not in HEAD_TYPES:
@@ -45,14 +47,17 @@ def fit_classifier_head(name: str, features: np.ndarray, index: pd.DataFrame, tr
             cv_curve_plot(fitted.cv, fitted.c, plots_dir / "training.png")
         print(f"linear head: C={fitted.c:g} by {head_cfg['folds']}-fold CV")
         head = fitted.head
+        if speed is not None:
+            speed.record(fitted.speed)
     else:
         head = chapter_head(features.shape[1:], get_spec(name).head_blocks, 1, "sigmoid",
-                            feature_max(features, fit_rows), cfg["dropout"])
+                            feature_max(features, fit_rows), cfg["dropout"], patches=True)
         fit(head, features, targets, fit_rows, val_rows,
             cfg | {"loss": "binary_crossentropy", "metrics": ["accuracy"]}, seed,
             plots_dir / "training" if plots_dir else None,
             precision=trained_precision(cfg["precision"], "chapter_head",
-                                        "train.gender.precision"))
+                                        "train.gender.precision"), speed=speed)
+        head = plain_convs(head)  # trained as patches x matrix, saved as the chapter's Conv2D
         if plots_dir:
             training_curves(plots_dir / "training", plots_dir / "training.png")
     p_val = head.predict(np.asarray(features[np.sort(val_rows)], dtype="float32"),

@@ -25,6 +25,7 @@ from facetl.data.images import resize_square
 from facetl.data.splits import carve_validation, holdout_mask, load_split
 from facetl.models.heads import conv_block
 from facetl.models.precision import trained_precision
+from facetl.models.speed import SpeedMeter
 from facetl.models.training import FeatureBatches, fit
 
 TASK = "gender"
@@ -88,9 +89,10 @@ def main(scenario: str) -> None:
     targets = labels.astype("float32")
     live_dir = paths.plots_dir("scratch") / scenario
     start = time.perf_counter()
+    speed = SpeedMeter()
     fit(model, images, targets, fit_rows, val_rows,
         cfg | {"loss": "binary_crossentropy", "metrics": ["accuracy"]}, seed, live_dir, resize,
-        trained_precision(cfg["precision"], "scratch_cnn", "scratch.common.precision"))
+        trained_precision(cfg["precision"], "scratch_cnn", "scratch.common.precision"), speed)
     batches = FeatureBatches(images, targets, test, cfg["batch_size"], transform=resize)
     p_positive = model.predict(batches, verbose=0)[:, 0]
     seconds = time.perf_counter() - start
@@ -99,7 +101,7 @@ def main(scenario: str) -> None:
     write_json(paths.metrics_path(f"scratch_{scenario}"), report | {
         "scenario": scenario, "input_size": cfg["input_size"], "pool_size": cfg["pool_size"],
         "epochs": cfg["epochs"], "n_fit": len(fit_rows), "n_val": len(val_rows),
-        "seconds": round(seconds, 1)})
+        "seconds": round(seconds, 1), "speed": speed.figures()})
     low, high = report["accuracy_ci95"]
     print(f"scratch {scenario}: accuracy {report['accuracy']:.4f} CI95 [{low:.4f}, {high:.4f}] "
           f"on {report['n_test']} test images, trained on {len(fit_rows)} in {seconds:.0f} s")

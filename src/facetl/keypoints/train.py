@@ -23,6 +23,7 @@ import keras
 import numpy as np
 
 from facetl.core import paths
+from facetl.core.atomic import write_json
 from facetl.core.errors import FacetlError
 from facetl.core.params import load_params, lookup
 from facetl.core.plots import training_curves
@@ -36,8 +37,9 @@ from facetl.models.augment import AugmentSettings, augment_batch
 from facetl.models.backbones import get_spec, load_model
 from facetl.models.export import end_to_end, save_head_model, save_task_model
 from facetl.models.finetune import finetune, unfreeze_top
-from facetl.models.heads import chapter_head
+from facetl.models.heads import chapter_head, plain_convs
 from facetl.models.precision import resolve_precision, trained_precision
+from facetl.models.speed import SpeedMeter
 from facetl.models.training import feature_max, fit
 
 TASK = "keypoints"
@@ -65,12 +67,16 @@ def train_chapter(params: dict[str, Any]) -> None:
     val_rows = val_rows[~index["mirrored"].to_numpy(dtype=bool)[val_rows]]
 
     head = chapter_head(features.shape[1:], get_spec(name).head_blocks, 2 * POINTS,
-                        output_activation(cfg), feature_max(features, fit_rows), cfg["dropout"])
+                        output_activation(cfg), feature_max(features, fit_rows), cfg["dropout"],
+                        patches=True)
     live_dir = paths.plots_dir(TASK) / "training"
+    speed = SpeedMeter()
     history = fit(head, features, normalised_targets(index), fit_rows, val_rows,
                   cfg | {"loss": keypoint_loss(cfg), "metrics": ["mae"]}, seed, live_dir,
                   precision=trained_precision(cfg["precision"], "chapter_head",
-                                              f"train.{TASK}.precision"))
+                                              f"train.{TASK}.precision"), speed=speed)
+    head = plain_convs(head)  # trained as patches x matrix, saved as the chapter's Conv2D
+    write_speed({"head": speed.figures()})
     training_curves(live_dir, paths.plots_dir(TASK) / "training.png")
     note_no_head_phase()
 
@@ -78,6 +84,14 @@ def train_chapter(params: dict[str, Any]) -> None:
         "recipe": "chapter", "points": POINTS,
         "units": "x / width and y / height of the input image",
         "val_mae_normalised": round(float(history.history["val_mae"][-1]), 6)})
+
+
+def write_speed(phases: dict[str, dict]) -> None:
+    """Each phase's achieved FLOP/s and share of this machine's peak, to the stage's metrics."""
+    write_json(paths.metrics_path(f"train_{TASK}"), {"speed": phases})
+    for phase, figures in phases.items():
+        print(f"train {TASK} ({phase}): {figures['gflop_per_s']} GFLOP/s, "
+              f"{figures['share_of_peak']:.1%} of the measured {figures['precision']} peak")
 
 
 def note_no_head_phase() -> None:
@@ -116,12 +130,14 @@ def train_finetune(params: dict[str, Any]) -> None:
     head_cfg = cfg["head"]
     head = keypoint_head(features.shape[1:], head_cfg["type"], head_cfg["channels"],
                          head_cfg["dropout"], targets[fit_rows].mean(axis=0))
+    speeds = {"head": SpeedMeter()}
     head_history = fit(head, features, targets, fit_rows, val_rows,
                        {"learning_rate": head_cfg["learning_rate"], "epochs": head_cfg["epochs"],
                         "batch_size": cfg["batch_size"], "loss": loss, "metrics": ["mae"]},
                        seed, plots / "training_head",
                        precision=trained_precision(head_cfg["precision"], "keypoint_head",
-                                                   "keypoints.head.precision"))
+                                                   "keypoints.head.precision"),
+                       speed=speeds["head"])
     training_curves(plots / "training_head", plots / "training_head" / "training.png")
 
     # Phase 2: head and backbone together, the top of the backbone unfrozen.
@@ -134,10 +150,11 @@ def train_finetune(params: dict[str, Any]) -> None:
                                   "keypoints.finetune.precision")
     if tune["epochs"] > 0:
         augment = point_augmenter(AugmentSettings.from_params(cfg["augment"]), size)
+        speeds["finetune"] = SpeedMeter()
         history = finetune(model, images, targets, fit_rows, val_rows,
                            tune | {"batch_size": cfg["batch_size"], "loss": loss,
                                    "metrics": ["mae"]}, seed, plots / "training", augment,
-                           precision)
+                           precision, speeds["finetune"])
         epochs_run = len(history.history["loss"])
         best = int(np.argmin(history.history["val_loss"]))
         val_mae = float(history.history["val_mae"][best])
@@ -146,6 +163,7 @@ def train_finetune(params: dict[str, Any]) -> None:
         (plots / "training").mkdir(parents=True, exist_ok=True)
         (plots / "training" / "NOTE.txt").write_text("keypoints.finetune.epochs is 0\n")
     training_curves(plots / "training", plots / "training.png")
+    write_speed({phase: meter.figures() for phase, meter in speeds.items()})
 
     boxes = json.loads((paths.prepared_dir(TASK) / "boxes.json").read_text())
     save_task_model(TASK, model, None, {

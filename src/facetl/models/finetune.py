@@ -20,6 +20,7 @@ import numpy as np
 from facetl.core import settings
 from facetl.models.curves import LiveCurves
 from facetl.models.precision import computing_in, loss_scaled
+from facetl.models.speed import SpeedMeter
 
 Augment = Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]]
 CONV_TYPES = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D)
@@ -170,24 +171,29 @@ def callbacks(cfg: dict[str, Any], live_dir: Path | None) -> list[keras.callback
 
 def finetune(model: keras.Model, images: np.ndarray, targets: np.ndarray, train_idx: np.ndarray,
              val_idx: np.ndarray, cfg: dict[str, Any], seed: int, live_dir: Path | None = None,
-             augment: Augment | None = None,
-             precision: str = "float32") -> keras.callbacks.History:
+             augment: Augment | None = None, precision: str = "float32",
+             speed: SpeedMeter | None = None) -> keras.callbacks.History:
     """Train `model` (unfreeze first) on the train rows, validating on the val rows.
 
     cfg: learning_rate (low, so the pretrained features are adjusted rather than destroyed),
     epochs, batch_size, patience, loss (name or callable), optimizer, weight_decay, and
     optional metrics and warmup_epochs. Data-loading threads: FACETL_WORKERS. `precision`
     (resolved: float32 | bfloat16 | float16) is the backbone's compute precision while it
-    trains; float16 scales the loss so that small gradients do not underflow.
+    trains; float16 scales the loss so that small gradients do not underflow. `speed` times
+    the epochs (SpeedMeter.figures).
     """
     loader = {"workers": settings.count("FACETL_WORKERS")}
     train = ImageBatches(images, targets, train_idx, cfg["batch_size"], shuffle=True, seed=seed,
                          augment=augment, **loader)
     val = ImageBatches(images, targets, val_idx, cfg["batch_size"], **loader)
     steps = loss_scaled(optimizer(cfg, len(train)), precision)
+    timing = []
+    if speed is not None:
+        speed.expect(model, len(train_idx), len(val_idx), precision)
+        timing.append(speed)
     # The head and the extractor's float32 "features" output stay float32: the loss is there.
     with computing_in(_sublayers(find_backbone(model)), precision):
         model.compile(optimizer=steps, loss=cfg["loss"], metrics=cfg.get("metrics"))
         history = model.fit(train, validation_data=val, epochs=cfg["epochs"], verbose=2,
-                            callbacks=callbacks(cfg, live_dir))
+                            callbacks=timing + callbacks(cfg, live_dir))
     return history

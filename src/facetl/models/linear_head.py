@@ -9,9 +9,10 @@ and `facetl predict` use one inference path whatever the head.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import keras
 import numpy as np
@@ -24,6 +25,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from facetl.core.errors import FacetlError
+from facetl.models.speed import machine, peak_flops
 
 HEAD_TYPES = ("chapter", "linear")
 MAX_ITER = 5000
@@ -34,6 +36,27 @@ class LinearFit:
     head: keras.Model
     c: float  # the C cross-validation chose
     cv: pd.DataFrame  # per C: mean train/validation log loss and accuracy over the folds
+    speed: dict[str, Any]  # FLOP/s of the search and refit, against the float64 peak
+
+
+class CountedLogistic(LogisticRegression):
+    """LogisticRegression that notes each fit's (iterations, rows, features) for the FLOP count.
+
+    The grid search clones it per fold and C, so the notes are kept on the class; the search
+    runs in this process (no n_jobs), and `fit_linear_head` clears them before it starts."""
+
+    fits: ClassVar[list[tuple[int, int, int]]] = []
+
+    def fit(self, X, y, sample_weight=None):  # noqa: N803 (scikit-learn's names)
+        super().fit(X, y, sample_weight)
+        type(self).fits.append((int(np.max(self.n_iter_)), X.shape[0], X.shape[1]))
+        return self
+
+
+def search_flops(fits: list[tuple[int, int, int]]) -> float:
+    """A lower bound of the FLOPs of logistic-regression fits: each L-BFGS iteration takes at
+    least one loss-and-gradient pass, two (rows x features) products, 4 FLOPs a value."""
+    return sum(4.0 * iterations * rows * features for iterations, rows, features in fits)
 
 
 def pooled(features: np.ndarray, rows: np.ndarray, chunk: int = 256) -> np.ndarray:
@@ -88,12 +111,14 @@ def linear_head(feature_shape: tuple[int, ...], mean: np.ndarray, scale: np.ndar
 def fit_linear_head(features: np.ndarray, labels: np.ndarray, rows: np.ndarray,
                     groups: np.ndarray | None, cfg: dict[str, Any], seed: int) -> LinearFit:
     """Choose C over `cfg["c_grid"]` by `cfg["folds"]`-fold CV on `rows`, refit on all of them."""
+    start = time.perf_counter()
     x, y = pooled(features, rows), labels[rows]
     grid = [float(c) for c in cfg["c_grid"]]
     if not grid or min(grid) <= 0:
         raise FacetlError(f"head.c_grid must list positive values of C, got {cfg['c_grid']!r}")
+    CountedLogistic.fits = []
     probe = Pipeline([("scale", StandardScaler()),
-                      ("logistic", LogisticRegression(max_iter=MAX_ITER))])
+                      ("logistic", CountedLogistic(max_iter=MAX_ITER))])
     search = GridSearchCV(probe, {"logistic__C": grid},
                           cv=folds(y, None if groups is None else groups[rows], cfg["folds"],
                                    seed),
@@ -109,7 +134,13 @@ def fit_linear_head(features: np.ndarray, labels: np.ndarray, rows: np.ndarray,
     scaler, logistic = search.best_estimator_["scale"], search.best_estimator_["logistic"]
     head = linear_head(features.shape[1:], scaler.mean_, scaler.scale_, logistic.coef_[0],
                        float(logistic.intercept_[0]))
-    return LinearFit(head, search.best_params_["logistic__C"], cv)
+    seconds = time.perf_counter() - start
+    achieved, peak = search_flops(CountedLogistic.fits) / seconds, peak_flops("float64")
+    speed = {"fits": len(CountedLogistic.fits), "seconds": round(seconds, 2),
+             "gflop_per_s": round(achieved / 1e9, 3), "flops": "lower bound (L-BFGS passes)",
+             "peak_gflop_per_s": round(peak / 1e9, 1), "precision": "float64",
+             "share_of_peak": round(achieved / peak, 5), "machine": machine()}
+    return LinearFit(head, search.best_params_["logistic__C"], cv, speed)
 
 
 def log_cv_curve(cv: pd.DataFrame, live_dir: Path) -> None:

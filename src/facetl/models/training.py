@@ -12,6 +12,7 @@ import numpy as np
 
 from facetl.models.curves import LiveCurves
 from facetl.models.precision import computing_in, hidden_layers, loss_scaled
+from facetl.models.speed import SpeedMeter
 
 
 class FeatureBatches(keras.utils.PyDataset):
@@ -56,16 +57,20 @@ def feature_max(features: np.ndarray, indices: np.ndarray, chunk: int = 256) -> 
 def fit(model: keras.Model, features: np.ndarray, targets: np.ndarray, train_idx: np.ndarray,
         val_idx: np.ndarray, cfg: dict[str, Any], seed: int, live_dir: Path | None,
         transform: Callable[[np.ndarray], np.ndarray] | None = None,
-        precision: str = "float32") -> keras.callbacks.History:
+        precision: str = "float32", speed: SpeedMeter | None = None) -> keras.callbacks.History:
     """Adam on the train rows, validation on the val rows; per-epoch curves to `live_dir`
     through dvclive when it is given. `precision` (resolved: float32 | bfloat16 | float16) is
     what every layer but the output computes in while it trains; float16 scales the loss so
-    that small gradients do not underflow."""
+    that small gradients do not underflow. `speed` times the epochs (SpeedMeter.figures)."""
     adam = loss_scaled(keras.optimizers.Adam(cfg["learning_rate"]), precision)
     train = FeatureBatches(features, targets, train_idx, cfg["batch_size"], shuffle=True,
                            seed=seed, transform=transform)
     val = FeatureBatches(features, targets, val_idx, cfg["batch_size"], transform=transform)
+    timing = []
+    if speed is not None:
+        speed.expect(model, len(train_idx), len(val_idx), precision)
+        timing.append(speed)
     with computing_in(hidden_layers(model), precision):
         model.compile(optimizer=adam, loss=cfg["loss"], metrics=cfg.get("metrics", []))
         return model.fit(train, validation_data=val, epochs=cfg["epochs"], verbose=2,
-                         callbacks=[LiveCurves(live_dir)] if live_dir else [])
+                         callbacks=timing + ([LiveCurves(live_dir)] if live_dir else []))
