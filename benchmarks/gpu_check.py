@@ -13,7 +13,8 @@ scipy, h5py, opencv, pandas) but no TensorFlow, no keras and no network. Two ste
 
    It installs the wheels into a temporary folder (`pip install --no-index --find-links`), then
    (1) extracts features with MobileNetV2 (the shipped weights) and VGG16 (seeded random
-   weights, the same numbers on every machine) at 224 and 300 px for `--count` images, in
+   weights, the same numbers on every machine) at 224 and 300 px, and dlib's face network in
+   Keras (seeded too) at its 150 px, for `--count` images, in
    float32, bfloat16 and float16, printing images/s and the cosine agreement with the CPU
    TensorFlow features of the same images; (2) trains the chapter head on MobileNetV2 features
    a few epochs, and fine-tunes the end-to-end model one epoch with the pipeline's trainer
@@ -48,7 +49,10 @@ SHARED_MOBILENET = SHARED / "weights/mobilenet_v2_torchvision_imagenet_notop.wei
 CELEBA = SHARED / "data/gender_celeba"
 MOBILENET_FILE = "mobilenet_v2.weights.h5"
 WHEELS = ("keras", "namex", "optree")  # what such a machine lacks (keras' other deps are there)
-BACKBONES = ("mobilenet_v2", "vgg16")
+BACKBONES = ("mobilenet_v2", "vgg16", "dlib_face")
+# dlib's face network runs at its chip size (at others it only resizes inside the network); its
+# weights are seeded like VGG16's, as dlib's 22 MB file would not fit the 64 MiB carried.
+OWN_SIZES = {"dlib_face": [150]}
 PRECISIONS = ("float32", "bfloat16", "float16")
 SEED = 14
 PHOTOS = 512  # real photos packed by --make-reference (89x109 CelebA: about 15 MB)
@@ -140,6 +144,10 @@ def load_photos(files: Path, images: str | None, labels: str | None
             rng.integers(0, 2, PHOTOS).astype("float32"), "synthetic pixels (random labels)")
 
 
+def sizes_of(name: str, sizes: list[int]) -> list[int]:
+    return OWN_SIZES.get(name, sizes)
+
+
 def at_size(photos: np.ndarray, size: int, count: int) -> np.ndarray:
     """`count` images at size x size: the photos resized, repeated as often as needed."""
     from facetl.data.images import resize_square
@@ -189,10 +197,10 @@ def make_reference(args: argparse.Namespace) -> None:
     from facetl.models import backend
 
     meta |= {"backend": backend.NAME, "keras": keras.__version__}
-    for size in args.sizes:
-        images = at_size(photos, size, args.reference_count)
-        arrays[f"images_{size}"] = images
-        for name in args.backbones:
+    for name in args.backbones:
+        for size in sizes_of(name, args.sizes):
+            images = at_size(photos, size, args.reference_count)
+            arrays[f"images_{size}"] = images
             model = build(name, size, "float32", weights)
             arrays[f"features_{name}_{size}"] = backend.compiled_forward(model)(images)
             log(f"reference {name} {size}px: {arrays[f'features_{name}_{size}'].shape}")
@@ -222,7 +230,7 @@ def extraction(args, photos, weights, reference, reference_meta) -> list[dict]:
 
     rows = []
     for name in args.backbones:
-        for size in args.sizes:
+        for size in sizes_of(name, args.sizes):
             images = at_size(photos, size, args.count)
             base = None
             for precision in args.precisions:
