@@ -473,13 +473,15 @@ def web_half_table(results: Callable[[str], dict]) -> str:
         return f"{NOT_MEASURED}: run `{WEB_HALF_COMMAND}`.\n"
     lines = ["| route, seed | trained on | held-out half of gender_web | its ECE | "
              "per front-end group | CelebA test photos |", "|---|---|---|---|---|---|"]
+    routes = results("real_experiments")
     for _, entry in sorted(entries.items()):
         f = entry["figures"]
+        route = route_label(run_settings(routes[f["celeba_only_run"]]["figures"]))
         for run, label in (("celeba_only", "CelebA"),
                            ("with_half", f"CelebA + {f['train_half_photos']} gender_web")):
             held = f["held_out"][run]
             celeba = f["celeba_test"][run]
-            lines.append(f"| {f['route']}, {f['seed']} | {label} | "
+            lines.append(f"| {route}, seed {f['seed']} | {label} | "
                          f"{percent(held['accuracy'])}{interval(held['accuracy_ci95'])} | "
                          f"{percent(held['ece'])} | {groups_cell(held)} | "
                          f"{percent(celeba['accuracy'])}{interval(celeba['accuracy_ci95'])} "

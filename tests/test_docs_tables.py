@@ -27,7 +27,7 @@ RUN = {"provenance": {"command": "python benchmarks/real_experiments.py ws", "ma
 BEST = "`dlib_face` (the file the face_recognition_models package installs), frozen, linear head"
 
 
-@pytest.mark.parametrize("page", tables.pages(), ids=lambda p: p.name)
+@pytest.mark.parametrize("page", tables.pages(), ids=lambda p: str(p.relative_to(REPO)))
 def test_every_docs_table_matches_its_results_file(page):
     text = page.read_text()
     assert tables.render(text) == text, f"{page.name}: run python docs/tables.py"
