@@ -1,6 +1,7 @@
 """`facetl serve`: the answers are `facetl predict --json`'s, 8 clients at once are answered,
-bad uploads get a 4xx with the reason while the server keeps serving, the models load once,
-and the page draws the answer in a real headless Chromium.
+bad uploads get a 4xx with the reason while the server keeps serving, a failure of its own is
+a JSON 500 with the reason, a POST from another site's page is refused, the models load once,
+and the page draws the answer (and says what its probability means) in a real headless Chromium.
 
 Tiny models trained here: gender behind the face front end (so a real face gets a box), the
 chapter's keypoint recipe; the server runs in this process on a free port of 127.0.0.1.
@@ -31,6 +32,7 @@ from tests.tiny_pipeline import UP_TO_EVALUATE, keypoint_stages_run, run_gender_
 
 MAX_BYTES = 1 << 20  # the test server's upload limit
 BOX = (0, 255, 0)  # the page's colours (src/facetl/static/index.html)
+UNCERTAIN = (0, 170, 255)
 POINT = (255, 0, 255)
 
 
@@ -228,6 +230,44 @@ def test_a_request_without_a_photo_is_refused(server):
     assert answer.status_code == 400 and "multipart field 'image'" in answer.json()["error"]
 
 
+def test_a_failure_of_the_server_itself_is_a_json_500_with_the_reason(server, photos,
+                                                                      monkeypatch):
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug in the model code")
+
+    good = [("ok.jpg", photos["astronaut.jpg"].read_bytes())]
+    monkeypatch.setattr(serve.predict, "predict", broken)
+    answer = post(server, good)
+    assert answer.status_code == 500 and answer.headers["Content-Type"] == "application/json"
+    error = answer.json()["error"]
+    assert "ZeroDivisionError: a bug in the model code" in error and "ok.jpg" in error
+    monkeypatch.undo()
+    assert post(server, good).status_code == 200  # the lock was let go: it still answers
+
+
+@pytest.mark.parametrize(("origin", "status"), [
+    ("http://attacker.example", 403), ("null", 403), ("http://127.0.0.1:1", 403),
+    ("https://127.0.0.1:{port}", 403), ("http://127.0.0.1:{port}", 200), (None, 200)])
+def test_a_post_from_another_sites_page_is_refused(server, photos, origin, status):
+    """A browser names the page's site in `Origin`: only the server's own page may POST; curl
+    and scripts send no Origin."""
+    port = server.rsplit(":", 1)[1]
+    headers = {"Origin": origin.format(port=port)} if origin else {}
+    answer = requests.post(f"{server}/predict", headers=headers, timeout=120, files=[
+        ("image", ("ok.jpg", photos["astronaut.jpg"].read_bytes()))])
+    assert answer.status_code == status, answer.text
+    if status == 403:
+        assert f"Origin {headers['Origin']} is not this server ({server})" in \
+            answer.json()["error"]
+
+
+def test_the_docs_state_the_default_upload_limit_in_mib():
+    default = cli.parser().parse_args(["serve"]).max_mb
+    docs = (Path(__file__).parents[1] / "docs/serve.md").read_text()
+    assert f"`--max-mb` is {default:g} by default" in docs
+    assert "MB means MiB (1,048,576 bytes)" in docs
+
+
 def test_healthz_and_the_page_need_nothing_from_outside(server):
     assert requests.get(f"{server}/healthz", timeout=30).json() == {
         "status": "ok", "tasks": ["gender", "keypoints"]}
@@ -297,33 +337,61 @@ def canvas_pixel(driver, x: float, y: float) -> tuple[int, int, int]:
         ".data.slice(0, 3));", round(x), round(y)))
 
 
-def test_the_page_draws_the_answer_over_the_photo(server, photos, browser):
+def said(answer: dict) -> str:
+    """What the page must write for an answer, worked out here from the JSON: the answer and
+    its own probability, or for "uncertain" the probability named."""
+    if answer["gender"] == "uncertain":
+        return f"uncertain (p_male {answer['p_male']:.2f})"
+    p = answer["p_male"] if answer["gender"] == "male" else 1 - answer["p_male"]
+    return f"{answer['gender']} {p:.2f}"
+
+
+def shown(browser, server: str, photo: Path, min_confidence: str = ""):
+    """The page's card for `photo` once answered, and the canvas' labels (text and place)."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    photo = photos["astronaut.jpg"]
-    expected = post(server, [(photo.name, photo.read_bytes())], task="all",
-                    all_faces="1").json()[0]
     browser.get(server + "/")
     WebDriverWait(browser, 30).until(
         lambda d: "gender, keypoints" in d.find_element(By.ID, "status").text)
+    if min_confidence:
+        browser.find_element(By.ID, "min-confidence").send_keys(min_confidence)
     browser.find_element(By.ID, "file").send_keys(str(photo))
     card = WebDriverWait(browser, 120).until(lambda d: d.find_element(
         By.CSS_SELECTOR, ".card[data-state=done], .card[data-state=error]"))
     text = card.find_element(By.CLASS_NAME, "answer").text
     assert card.get_attribute("data-state") == "done", text
-    assert text.startswith(f"{expected['gender']} (p_male = {expected['p_male']:.3f})"), text
-    assert "68 keypoints" in text
-
     canvas = card.find_element(By.TAG_NAME, "canvas")
+    return card, canvas, json.loads(canvas.get_attribute("data-labels"))
+
+
+def box_edges(box: list[int], scale: float, points: np.ndarray) -> list[tuple[float, float]]:
+    """Points on the box's bottom, left and right sides (the label sits on the top), away
+    from the keypoints drawn over it."""
+    x0, y0, x1, y1 = (v * scale for v in box)
+    along = np.linspace(0.2, 0.8, 7)
+    edges = [*((x0 + t * (x1 - x0), y1) for t in along),
+             *((x, y0 + t * (y1 - y0)) for t in along for x in (x0, x1))]
+    return [(x, y) for x, y in edges if len(points) == 0
+            or np.hypot(*(points - (x, y)).T).min() > 6]
+
+
+def test_the_page_draws_the_answer_over_the_photo(server, photos, browser):
+    from selenium.webdriver.common.by import By
+
+    photo = photos["astronaut.jpg"]
+    expected = post(server, [(photo.name, photo.read_bytes())], task="all",
+                    all_faces="1").json()[0]
+    card, canvas, labels = shown(browser, server, photo)
+    text = card.find_element(By.CLASS_NAME, "answer").text
+    assert text.startswith(said(expected) + " · "), text  # "female 0.99", not p_male's 0.01
+    assert "68 keypoints" in text
+    assert [label["text"] for label in labels] == [said(expected["all_faces"][0])]
+
     scale = float(canvas.get_attribute("data-scale"))
     assert int(canvas.get_attribute("width")) == round(512 * scale)  # the photo, drawn
     points = np.asarray(expected["keypoints"]) * scale
-    x0, y0, x1, y1 = (v * scale for v in expected["all_faces"][0]["box"])
-    along = np.linspace(0.2, 0.8, 7)
-    edges = [*((x0 + t * (x1 - x0), y1) for t in along),  # bottom, left, right (the label
-             *((x, y0 + t * (y1 - y0)) for t in along for x in (x0, x1))]  # sits on the top)
-    clear = [(x, y) for x, y in edges if np.hypot(*(points - (x, y)).T).min() > 6]
+    clear = box_edges(expected["all_faces"][0]["box"], scale, points)
     assert len(clear) >= 5
     photo_pixels = np.asarray(Image.open(io.BytesIO(photo.read_bytes())).convert("RGB"))
     for x, y in clear:
@@ -333,3 +401,36 @@ def test_the_page_draws_the_answer_over_the_photo(server, photos, browser):
     inside = [(x, y) for x, y in points if 3 <= x < width - 3 and 3 <= y < height - 3]
     assert inside
     assert all(canvas_pixel(browser, x, y) == POINT for x, y in inside[:5])
+
+
+def test_the_label_of_a_face_at_the_left_edge_stays_inside_the_picture(server, tmp_path,
+                                                                       browser):
+    photo = tmp_path / "left_edge.png"
+    Image.fromarray(np.ascontiguousarray(data.astronaut()[:, 190:])).save(photo)
+    expected = post(server, [(photo.name, photo.read_bytes())], all_faces="1").json()[0]
+    assert expected["all_faces"][0]["box"][0] < 0  # the face's box starts left of the photo
+    _, canvas, [label] = shown(browser, server, photo)
+    width, height = (int(canvas.get_attribute(side)) for side in ("width", "height"))
+    assert label["text"] == said(expected["all_faces"][0])  # whole, not cut to "e 0.99"
+    assert label["x"] >= 0 and label["x"] + label["width"] <= width
+    assert label["y"] >= 0 and label["y"] + label["height"] <= height
+    # the text is written there, in the box's colour
+    written = [canvas_pixel(browser, x, label["y"] + label["height"] / 2)
+               for x in range(label["x"], label["x"] + label["width"])]
+    assert sum(pixel == BOX for pixel in written) >= 3
+
+
+def test_uncertain_answers_are_drawn_apart_from_sure_ones(server, photos, browser):
+    from selenium.webdriver.common.by import By
+
+    photo = photos["astronaut.jpg"]
+    # at 1.0 no probability is high enough: every answer is "uncertain"
+    expected = post(server, [(photo.name, photo.read_bytes())], all_faces="1",
+                    min_confidence="1").json()[0]
+    assert expected["gender"] == "uncertain"
+    card, canvas, [label] = shown(browser, server, photo, min_confidence="1")
+    assert card.find_element(By.CLASS_NAME, "answer").text.startswith(said(expected))
+    assert label["text"] == said(expected) and label["text"].startswith("uncertain (p_male ")
+    scale = float(canvas.get_attribute("data-scale"))
+    edges = box_edges(expected["all_faces"][0]["box"], scale, np.empty((0, 2)))
+    assert [canvas_pixel(browser, x, y) for x, y in edges] == [UNCERTAIN] * len(edges)

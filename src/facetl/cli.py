@@ -100,7 +100,8 @@ def parser() -> argparse.ArgumentParser:
                        help="address to listen on (0.0.0.0: every interface)")
     serve.add_argument("--models", default="models", help="folder of trained models")
     serve.add_argument("--max-mb", type=float, default=20,
-                       help="largest upload in one request, in MB")
+                       help="largest upload in one request, in MB of 1,048,576 bytes "
+                            "(MiB; default 20)")
     serve.set_defaults(func=serve_command)
     report = commands.add_parser("report", help="compare the workspace and DVC experiments")
     report.add_argument("--out", default="reports", help="folder for comparison.md and plots")

@@ -18,18 +18,21 @@ prediction already uses the cores TensorFlow has; the other requests wait their 
 from __future__ import annotations
 
 import io
+import logging
 import tempfile
 import threading
 import warnings
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from PIL import Image, UnidentifiedImageError
 
 from facetl import predict
 from facetl.core.errors import FacetlError
 
+log = logging.getLogger(__name__)
 TASKS = tuple(predict.LOADERS)
 MAX_FILES = 32  # photos in one request
 MULTIPART_SLACK = 64 * 1024  # boundaries and part headers on top of the photos' bytes
@@ -41,7 +44,8 @@ Image.init()  # registers every plugin: `Image.open(formats=...)` knows only tho
 
 
 class BadRequest(Exception):
-    """An upload or a query the service refuses: its HTTP status and the reason, one line."""
+    """An upload or a query the service refuses (4xx), or a failure of its own (500): the
+    HTTP status and the reason, one line."""
 
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
@@ -134,6 +138,12 @@ class Service:
                                               all_faces, loaded=self.loaded)
                 except FacetlError as exc:
                     raise BadRequest(400, str(exc)) from exc
+                except Exception as exc:  # a bug, not the photo: a reason, never a traceback
+                    log.exception("predicting %s failed", [name for name, _ in uploads])
+                    raise BadRequest(500, f"internal error while predicting "
+                                          f"{', '.join(name for name, _ in uploads)}: "
+                                          f"{type(exc).__name__}: {exc}; the server log has "
+                                          "the traceback (please report it)") from exc
         for result, file, (name, _) in zip(results, files, uploads, strict=True):
             result["image"] = name
             if "error" in result:  # passed the header check, failed to decode (truncated...)
@@ -164,6 +174,17 @@ def create_app(service: Service, max_bytes: int) -> Any:
                    for number, upload in enumerate(request.files.getlist("image"))]
         return jsonify(service.answer(uploads, dict(request.args)))
 
+    @app.before_request
+    def same_origin_only():
+        """A browser sends `Origin` with a POST: one from another site's page is refused, so
+        a page the user visits cannot make this server work (curl sends none)."""
+        origin = request.headers.get("Origin")
+        if request.method == "POST" and origin is not None and not same_origin(
+                origin, request.host_url):
+            raise BadRequest(403, f"Origin {origin} is not this server "
+                                  f"({request.host_url.rstrip('/')}): use the page it serves, "
+                                  "or a client that is not a web page")
+
     @app.errorhandler(BadRequest)
     def refused(exc: BadRequest):
         return jsonify(error=str(exc)), exc.status
@@ -176,7 +197,21 @@ def create_app(service: Service, max_bytes: int) -> Any:
                       "larger --max-mb)")
         return jsonify(error=reason), exc.code
 
+    @app.errorhandler(Exception)
+    def failed(exc: Exception):  # anything else: JSON with the reason, not Flask's HTML 500
+        log.exception("%s %s failed", request.method, request.path)
+        return jsonify(error=f"internal error: {type(exc).__name__}: {exc}; the server log "
+                             "has the traceback (please report it)"), 500
+
     return app
+
+
+def same_origin(origin: str, host_url: str) -> bool:
+    """Whether a request's `Origin` header names the server it was sent to (scheme, host and
+    port, as the request's own Host header gives them)."""
+    sent, own = urlsplit(origin), urlsplit(host_url)
+    return (sent.scheme.lower(), (sent.netloc or "").lower()) == (own.scheme.lower(),
+                                                                  own.netloc.lower())
 
 
 def make_server(app: Any, host: str, port: int, max_bytes: int, threads: int = 8) -> Any:
@@ -198,7 +233,8 @@ def serve(models_root: Path, host: str, port: int, max_mb: float) -> None:
     except ImportError as exc:
         raise FacetlError(f"facetl serve needs {exc.name}: pip install 'facetl[serve]'") from exc
     if max_mb <= 0:
-        raise FacetlError(f"--max-mb {max_mb}: expected a size in MB above 0")
+        raise FacetlError(f"--max-mb {max_mb}: expected a size in MB (MiB, 1,048,576 bytes) "
+                          "above 0")
     max_bytes = int(max_mb * 1024 * 1024)
     service = Service(models_root)
     server = make_server(create_app(service, max_bytes), host, port, max_bytes)
