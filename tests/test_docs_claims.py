@@ -289,3 +289,22 @@ def test_every_renamed_param_is_gone_and_its_new_name_exists():
         assert old not in flat, old
         if new.split(".")[0] in flat:
             assert new.rstrip(".") in flat, new
+
+
+# --- metric files -----------------------------------------------------------------------------
+
+# (page, the heading of the section that lists a metrics file's keys, the code that writes them)
+METRIC_LISTS = [("docs/keypoints.md", "## Evaluation", "src/facetl/keypoints"),
+                ("docs/training.md", "## Calibration", "src/facetl")]
+
+
+@pytest.mark.parametrize(("page", "heading", "code"), METRIC_LISTS, ids=lambda x: str(x))
+def test_every_metric_a_page_lists_is_written_by_the_code(page, heading, code):
+    text = (REPO / page).read_text()
+    section = text[text.index(heading):]
+    section = section[:section.index("\n## ", 1)] if "\n## " in section[1:] else section
+    listed = set(re.findall(r"^- `(\w+)`", section, re.MULTILINE))
+    listed |= set(re.findall(r"^  \(`(\w+)`", section, re.MULTILINE))
+    assert listed
+    source = "".join(path.read_text() for path in (REPO / code).rglob("*.py"))
+    assert not {key for key in listed if f'"{key}"' not in source}
