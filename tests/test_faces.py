@@ -3,6 +3,7 @@ photos with no face."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -16,6 +17,7 @@ from skimage import data
 from facetl.core.errors import FacetlError
 from facetl.data.download import MANIFEST_COLUMNS
 from facetl.data.images import read_image, resize_square
+from facetl.faces import crops as crops_module
 from facetl.faces import detect as front_end
 from facetl.faces.crops import crop_faces
 from facetl.faces.detect import (
@@ -215,6 +217,39 @@ def test_every_photo_gets_a_crop_and_a_recorded_status(tmp_path, photos, workers
     for file in faces["file"].iloc[[0, 1, 2]]:
         assert read_image(out / file).shape == (SIZE, SIZE, 3)
     assert len(list((out / "images").iterdir())) == 3  # the duplicate was cropped once
+
+
+def test_worker_processes_give_the_same_crops_in_the_same_order_as_one(tmp_path, photos):
+    """Photos of every status and shape, more than one chunk of them: each row's crop from
+    two workers is, pixel for pixel, the one process's crop of that row."""
+    astronaut = photos["astronaut"]
+    made = photos | {"mirrored": astronaut[:, ::-1], "tilted": rotated(astronaut, 15),
+                     "small": cv2.resize(astronaut, (120, 120), interpolation=cv2.INTER_AREA),
+                     "banner": np.full((8, 4000, 3), 90, np.uint8),
+                     "noise": np.random.default_rng(3).integers(0, 256, (90, 70, 3), np.uint8)}
+    made |= {f"{name}_{i}": image for i in range(2) for name, image in made.items()}
+    manifest = write_photos(tmp_path / "raw", made)
+    crops = {}
+    for workers in (1, 2):
+        out = tmp_path / f"workers_{workers}"
+        out.mkdir()
+        faces = crop_faces(manifest, tmp_path / "raw", out, SETTINGS, workers=workers)
+        crops[workers] = (faces, [read_image(out / f) if f else None for f in faces["file"]])
+    pd.testing.assert_frame_equal(crops[1][0], crops[2][0])
+    assert len(set(crops[1][0]["face"]) - {""}) == 3  # found, fallback and none among them
+    for one, two in zip(crops[1][1], crops[2][1], strict=True):
+        np.testing.assert_array_equal(one, two)
+
+
+
+def test_the_photos_are_shared_out_to_every_core_this_process_may_use(tmp_path, monkeypatch):
+    used = []
+    monkeypatch.setattr(crops_module, "map_in_workers",
+                        lambda function, jobs, workers: used.append(workers) or [])
+    manifest = write_photos(tmp_path / "raw", {})
+    (tmp_path / "faces").mkdir()
+    crop_faces(manifest, tmp_path / "raw", tmp_path / "faces", SETTINGS)
+    assert used == [len(os.sched_getaffinity(0))]
 
 
 def test_alignment_off_passes_the_photos_through(tmp_path, photos):

@@ -19,6 +19,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -29,10 +30,13 @@ from skimage import data
 from facetl import cli, predict, serve
 from facetl.core import paths
 from facetl.data.images import ImageDecodeError, decode_image
+from facetl.faces import detect as front_end
+from facetl.faces.crops import crop_faces
 from facetl.faces.detect import face_crops
 from facetl.gender import download, faces
 from facetl.gender import predict as gender_predict
 from tests.conftest import encode
+from tests.test_faces import write_photos
 from tests.test_serve import Running
 from tests.tiny_pipeline import tiny_params
 
@@ -211,6 +215,42 @@ def test_facetl_serve_answers_each_odd_photo_or_refuses_it_with_a_4xx(server, fo
     good = requests.post(f"{server}/predict", timeout=120,
                          files=[("image", ("good.jpg", (folder / "good.jpg").read_bytes()))])
     assert good.status_code == 200 and good.json()[0]["face"] == "found"  # still serving
+
+
+@pytest.fixture
+def opencv_fails_on_banners(monkeypatch):
+    """The front end's resize as it was before issue 31: OpenCV's own assertion on the
+    banners' short side, which rounds to 0 pixels. Any such library failure must stay the
+    one photo's error."""
+    def old_resized(image: np.ndarray, scale: float) -> np.ndarray:
+        return cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+
+    monkeypatch.setattr(front_end, "resized", old_resized)
+
+
+def test_a_library_failure_on_one_photo_is_that_photos_error(opencv_fails_on_banners, folder,
+                                                             models, server, capsys, tmp_path):
+    banner = "banner_4000x8.png"
+    with pytest.raises(SystemExit):
+        cli.main(["predict", "--json", "--models", str(models), *map(str, files(folder))])
+    captured = capsys.readouterr()
+    results = {Path(r["image"]).name: r for r in json.loads(captured.out)}
+    assert "the face front end failed on this 4000 x 8 photo (error: OpenCV" in \
+        results[banner]["error"]
+    assert f"error: {folder / banner}: the face front end failed" in captured.err  # which photo
+    assert results["good.jpg"]["face"] == "found" and "gender" in results["huge.jpg"]
+
+    answer = requests.post(f"{server}/predict", timeout=120,
+                           files=[("image", (banner, PHOTOS[banner][0]))])
+    assert answer.status_code == 422 and banner in answer.json()["error"]
+    assert "4000 x 8 photo" in answer.json()["error"]
+
+    manifest = write_photos(tmp_path / "raw", {"good.jpg": ASTRONAUT,
+                                               banner: decode_image(PHOTOS[banner][0])})
+    (tmp_path / "faces").mkdir()
+    cropped = crop_faces(manifest, tmp_path / "raw", tmp_path / "faces", SETTINGS, workers=1)
+    assert list(cropped["status"]) == ["ok", "face_error", "http_404"]
+    assert "4000 x 8 photo" in cropped["detail"].iloc[1] and cropped["face"].iloc[0] == "found"
 
 
 # --- the faces stage ----------------------------------------------------------------------

@@ -36,7 +36,7 @@ def predict_command(args: argparse.Namespace) -> None:
             print(" ".join(f"{key}={value}" for key, value in result.items()))
     failed = [r for r in results if "error" in r]
     for result in failed:
-        print(f"error: {result['error']}", file=sys.stderr)
+        print(f"error: {predict.naming(result['error'], result['image'])}", file=sys.stderr)
     if failed:
         sys.exit(1)
 

@@ -38,6 +38,12 @@ def expand_inputs(inputs: list[str]) -> list[str]:
     return files
 
 
+def naming(error: str, image: str) -> str:
+    """An entry's error that names its file: a message from deeper down (the face front end)
+    may not, and a line in a list of failures must say which photo it is about."""
+    return error if image in error else f"{image}: {error}"
+
+
 def runtime_loader(runtime: str) -> Loader | None:
     """None for Keras (each task's own loader); else the loader of that format's exports."""
     if runtime == "keras":

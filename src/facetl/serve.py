@@ -147,7 +147,7 @@ class Service:
         for result, file, (name, _) in zip(results, files, uploads, strict=True):
             result["image"] = name
             if "error" in result:  # passed the header check, failed to decode (truncated...)
-                raise BadRequest(422, result["error"].replace(file, name))
+                raise BadRequest(422, predict.naming(result["error"].replace(file, name), name))
         return results
 
 

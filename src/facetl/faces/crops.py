@@ -6,8 +6,9 @@ The new manifest has one row per source row, as the download's: `file` points at
 `none` the centred square) say what happened. So `prepare` reads it as it reads a download
 manifest. With alignment off, `file` points back at the downloaded photo unchanged.
 
-dlib holds Python's GIL, so the photos are shared out to worker processes (spawned, not
-forked: the stage's own process has TensorFlow loaded).
+dlib holds Python's GIL, so the photos are shared out to worker processes, one per core this
+process may use (spawned, not forked: the stage's own process has TensorFlow loaded), in chunks,
+the results in the photos' order: the same crops as one process (tests/test_faces.py).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from facetl.data.images import ImageDecodeError, read_image
 from facetl.faces.detect import FaceCrop, FaceFrontEndError, face_crop
 
 NOT_CROPPED = {"face": "", "faces": 0, "box": ""}  # rows the download did not get
+# zlib level of the crops: the same pixels as PIL's default 6 at a fifth of its time, which was
+# 40% of the stage's (a 300 px crop: 21 against 108 ms), for files 20% larger
+PNG_LEVEL = 1
 
 
 def crop_one(job: tuple[Path, Path, str, dict[str, Any]]) -> dict[str, Any]:
@@ -39,7 +43,7 @@ def crop_one(job: tuple[Path, Path, str, dict[str, Any]]) -> dict[str, Any]:
         status = "face_error" if isinstance(exc, FaceFrontEndError) else "unreadable"
         return {"status": getattr(exc, "status", status), "detail": str(exc),
                 "file": ""} | NOT_CROPPED
-    Image.fromarray(crop.image).save(out_dir / name, format="PNG")
+    Image.fromarray(crop.image).save(out_dir / name, format="PNG", compress_level=PNG_LEVEL)
     return {"file": name} | face_fields(crop)
 
 
