@@ -12,6 +12,7 @@ from keras import layers
 
 from facetl.models import speed
 from facetl.models.heads import PatchConv2D, chapter_head, plain_convs
+from facetl.models.linear_head import CountedLogistic, fit_linear_head, search_flops
 from facetl.models.speed import SpeedMeter, forward_flops, training_flops
 from facetl.models.training import fit
 
@@ -111,3 +112,21 @@ def test_the_training_form_computes_what_the_chapter_head_computes(shape):
     assert [type(layer) for layer in saved.layers] == [type(layer) for layer in plain.layers]
     np.testing.assert_allclose(saved.predict(x, verbose=0), patched.predict(x, verbose=0),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_the_linear_head_counts_every_fit_of_its_search(tmp_path, monkeypatch):
+    """3 values of C x 3 folds, then the refit on every row: 10 fits, each at least one
+    loss-and-gradient pass (4 FLOPs per value) per L-BFGS iteration."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(speed, "measure_peak", lambda precision: 1e12)
+    rng = np.random.default_rng(0)
+    labels = np.arange(90) % 2
+    features = rng.normal(size=(90, 2, 2, 8)).astype("float32")
+    features[..., 2] += np.where(labels, 2.0, -2.0).reshape(-1, 1, 1)
+    fitted = fit_linear_head(features, labels, np.arange(90), None,
+                             {"c_grid": [0.01, 1.0, 100.0], "folds": 3}, seed=0)
+    assert fitted.speed["fits"] == 10 and fitted.speed["precision"] == "float64"
+    rows = [fit[1] for fit in CountedLogistic.fits]
+    assert sorted(rows) == [60] * 9 + [90] and {fit[2] for fit in CountedLogistic.fits} == {8}
+    assert search_flops([(7, 60, 8)]) == 4 * 7 * 60 * 8
+    assert fitted.speed["gflop_per_s"] > 0

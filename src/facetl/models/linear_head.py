@@ -137,9 +137,9 @@ def fit_linear_head(features: np.ndarray, labels: np.ndarray, rows: np.ndarray,
     seconds = time.perf_counter() - start
     achieved, peak = search_flops(CountedLogistic.fits) / seconds, peak_flops("float64")
     speed = {"fits": len(CountedLogistic.fits), "seconds": round(seconds, 2),
-             "gflop_per_s": round(achieved / 1e9, 3), "flops": "lower bound (L-BFGS passes)",
+             "gflop_per_s": float(f"{achieved / 1e9:.4g}"), "flops": "lower bound (L-BFGS passes)",
              "peak_gflop_per_s": round(peak / 1e9, 1), "precision": "float64",
-             "share_of_peak": round(achieved / peak, 5), "machine": machine()}
+             "share_of_peak": float(f"{achieved / peak:.4g}"), "machine": machine()}
     return LinearFit(head, search.best_params_["logistic__C"], cv, speed)
 
 

@@ -193,11 +193,11 @@ class SpeedMeter(keras.callbacks.Callback):
                                            + self.n_val * self.val_flops)
         achieved = flops / seconds if seconds else 0.0
         peak = peak_flops(self.precision)
-        return {"gflop_per_example_step": round(self.train_flops / 1e9, 4),
+        return {"gflop_per_example_step": float(f"{self.train_flops / 1e9:.4g}"),
                 "epochs": len(self.epoch_seconds),
                 "seconds_per_epoch": round(float(np.median(self.epoch_seconds)), 2)
                 if self.epoch_seconds else None,
-                "gflop_per_s": round(achieved / 1e9, 2),
+                "gflop_per_s": float(f"{achieved / 1e9:.4g}"),
                 "peak_gflop_per_s": round(peak / 1e9, 1), "precision": self.precision,
-                "share_of_peak": round(achieved / peak, 4), "machine": machine(),
+                "share_of_peak": float(f"{achieved / peak:.4g}"), "machine": machine(),
                 "backend": keras.backend.backend()}
