@@ -27,24 +27,26 @@ import pandas as pd
 
 from benchmarks.real_experiments import BASELINE, MNV2, read_json, workspace
 from benchmarks.results import add_results_dir, record
+from benchmarks.workspace import REPO, run, set_params, stage_seconds, stages_run
 from facetl.core.params import load_params, lookup
 from facetl.models.precision import TRAINED_BF16_WINS_WITH, resolve_precision
 from facetl.report.compare import discordant_counts, mcnemar_exact
-from tests.e2e import REPO, run, set_params, stage_seconds, stages_run
 
 OOD = "pipelines/gender_ood/dvc.yaml"
 SETTINGS = BASELINE | MNV2 | {"prepare.gender.input_size": 224, "repeats.splits": 1}
 
 
 def repro(repo: Path, *targets: str) -> dict:
-    """`dvc repro` of `targets`: which stages ran and each one's seconds (run_stage's lines)."""
+    """`dvc repro` of `targets`: which stages ran and each one's seconds (run_stage's lines),
+    and the chapter head's speed as the train stage wrote it (metrics/train_gender.json)."""
     start = time.perf_counter()
     result = run(["dvc", "repro", *targets], repo)
     output = result.stdout + result.stderr
     stages = stage_seconds(output)
     return {"ran": stages_run(output), "stage_seconds": stages,
             "stages_total_seconds": round(sum(stages.values()), 1),
-            "wall_seconds": round(time.perf_counter() - start, 1)}
+            "wall_seconds": round(time.perf_counter() - start, 1),
+            "train_gender_speed": read_json(repo / "metrics/train_gender.json").get("speed")}
 
 
 def correct(path: Path) -> pd.Series:
