@@ -11,6 +11,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 from PIL import Image
 from skimage import data
 
@@ -25,6 +26,7 @@ OVERRIDES = {"faces.align": True, "backbone": "dlib_face", "head.type": "linear"
              "faces.crop_size": 150, "prepare.gender.input_size": 150}
 
 
+@pytest.mark.backend
 def test_aligned_dlib_face_with_a_linear_head_end_to_end(tmp_path, monkeypatch):
     tiny_params(tmp_path, OVERRIDES)
     astronaut = tmp_path / "astronaut.png"
@@ -79,6 +81,7 @@ def test_aligned_dlib_face_with_a_linear_head_end_to_end(tmp_path, monkeypatch):
     assert "all_faces" not in face
 
 
+@pytest.mark.backend
 def test_the_finetune_stage_trains_the_face_network_end_to_end(tmp_path, monkeypatch):
     """`-S backbone=dlib_face -S head.type=linear -S finetune.gender.enabled=true`: every
     convolution of the face network learns, and the model stays calibrated and usable."""
