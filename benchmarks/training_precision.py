@@ -7,9 +7,8 @@ weights (speed does not depend on their values): the chapter head on each backbo
 feature map, the keypoint head, the scratch CNNs, and fine-tuning (the backbone unfrozen, AdamW).
 The precisions alternate over `--rounds` rounds in ONE process, so the ratios compare like with
 like on a shared machine; each figure is the median step over all rounds. Work per image is
-counted from the layers (multiply-adds of convolutions and Dense layers, x2 for FLOPs, x3 for a
-training step, less the first layer's input gradient), and set against the machine's measured
-peak: a large matmul in each precision.
+counted from the layers (facetl.models.speed.training_flops), and set against the machine's
+measured peak: a large matmul in each precision (facetl.models.speed.measure_peak).
 
     PYTHONPATH=. python benchmarks/training_precision.py [--networks NAME ...] [--steps 6]
         [--rounds 3] [--precisions float32 bfloat16] [--results-dir DIR]
@@ -37,8 +36,7 @@ from facetl.models.export import end_to_end
 from facetl.models.finetune import _sublayers, find_backbone, optimizer, unfreeze_top
 from facetl.models.heads import chapter_head
 from facetl.models.precision import computing_in, hidden_layers
-
-MATMUL = 2048  # the peak: one (MATMUL x MATMUL) @ (MATMUL x MATMUL) product
+from facetl.models.speed import MATMUL, measure_peak, training_flops
 
 
 @dataclass(frozen=True)
@@ -91,34 +89,6 @@ NETWORKS = {
 }
 
 
-def training_flops(model: keras.Model) -> float:
-    """FLOPs of one image's training step: 2 x the multiply-adds of every convolution and Dense,
-    once forward, once for the weights' gradient and once for the inputs' gradient, which the
-    first weighted layer does not need (its input is the data)."""
-    layers = [flops for flops in layer_flops(model) if flops]
-    return 3 * sum(layers) - (layers[0] if layers else 0.0)
-
-
-def layer_flops(model: keras.Model) -> list[float]:
-    """Forward FLOPs per image of each layer in order (0 for layers without weights)."""
-    counts = []
-    for layer in _sublayers(model):
-        if isinstance(layer, keras.Model) or not layer.weights:
-            continue
-        total = 0.0
-        out = layer.output.shape
-        if isinstance(layer, keras.layers.DepthwiseConv2D):
-            kh, kw, channels, multiplier = layer.kernel.shape
-            total += out[1] * out[2] * kh * kw * channels * multiplier
-        elif isinstance(layer, keras.layers.Conv2D):
-            kh, kw, cin, cout = layer.kernel.shape
-            total += out[1] * out[2] * kh * kw * cin * cout
-        elif isinstance(layer, keras.layers.Dense):
-            total += int(np.prod(layer.kernel.shape))
-        counts.append(2.0 * total)
-    return counts
-
-
 class StepTimes(keras.callbacks.Callback):
     def __init__(self) -> None:
         super().__init__()
@@ -155,19 +125,6 @@ def step_seconds(network: Network, steps: int, precision: str) -> tuple[list[flo
     return times.seconds[2:], training_flops(model)
 
 
-def matmul_flops_per_second(precision: str, repeats: int = 5) -> float:
-    """The machine's measured peak for `precision`: the best of `repeats` large matmuls."""
-    dtype = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}[precision]
-    a = keras.ops.convert_to_tensor(np.random.default_rng(0).random((MATMUL, MATMUL)), dtype)
-    keras.ops.convert_to_numpy(keras.ops.matmul(a, a))  # warm up
-    best = np.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        keras.ops.convert_to_numpy(keras.ops.matmul(a, a))
-        best = min(best, time.perf_counter() - start)
-    return 2.0 * MATMUL**3 / best
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=list(NETWORKS))
@@ -176,7 +133,7 @@ def main() -> None:
     parser.add_argument("--precisions", nargs="+", default=["float32", "bfloat16"])
     add_results_dir(parser)
     args = parser.parse_args()
-    peaks = {precision: matmul_flops_per_second(precision) for precision in args.precisions}
+    peaks = {precision: measure_peak(precision) for precision in args.precisions}
     for precision, flops in peaks.items():
         print(f"peak {precision}: {flops / 1e9:.0f} GFLOP/s ({MATMUL}^3 matmul)", flush=True)
         path = record("training_precision", f"peak-{precision}",
