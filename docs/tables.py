@@ -700,7 +700,8 @@ def stage_graph(_: Callable[[str], dict]) -> str:
 
 VALUE_FORMATS: dict[str, Callable[[Any], str]] = {
     "percent": lambda v: f"{100 * v:.2f}%", "percent1": lambda v: f"{100 * v:.1f}%",
-    "number2": lambda v: f"{v:.2f}", "int": lambda v: f"{v:d}", "p": lambda v: f"{v:.2g}",
+    "number2": lambda v: f"{v:.2f}", "number4": lambda v: f"{v:.4f}",
+    "int": lambda v: f"{v:d}", "p": lambda v: f"{v:.2g}",
 }
 
 
