@@ -213,3 +213,16 @@ def test_the_stage_graph_is_the_pipeline_files():
     assert "  features_gender --> train_gender" in fresh
     assert "  prepare_gender --> features_gender" in fresh
     assert "  prepare_gender --> train_gender" not in fresh  # implied through features_gender
+
+
+@pytest.mark.parametrize("recipe", ["finetune", "chapter"])
+def test_the_keypoint_benchmark_records_what_a_route_label_needs(recipe):
+    from benchmarks.keypoint_routes import DATA, settings
+    params = tables.project_params()
+    params["keypoints"]["recipe"] = recipe
+    params["backbones"]["mobilenet_v2"]["weights"] = DATA["backbones.mobilenet_v2.weights"]
+    label = tables.keypoint_label(settings(params))
+    assert label.startswith(f"{recipe} recipe: `mobilenet_v2` (local weights file `")
+    size = (params["prepare"]["keypoints"]["input_size"] if recipe == "chapter"
+            else params["keypoints"]["crop"]["input_size"])
+    assert f" at {size} px" in label
