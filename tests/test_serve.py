@@ -261,6 +261,20 @@ def test_a_post_from_another_sites_page_is_refused(server, photos, origin, statu
             answer.json()["error"]
 
 
+def test_a_page_whose_name_was_pointed_at_this_machine_is_refused(server, photos):
+    """DNS rebinding: the attacker's page, its name now resolving to 127.0.0.1, sends its own
+    name as Origin and as Host; a server on the loopback answers loopback names only."""
+    port = server.rsplit(":", 1)[1]
+    upload = [("image", ("ok.jpg", photos["astronaut.jpg"].read_bytes()))]
+    for name, status in (("attacker.example", 403), ("localhost", 200)):
+        own = f"{name}:{port}"
+        answer = requests.post(f"{server}/predict", timeout=120, files=upload,
+                               headers={"Origin": f"http://{own}", "Host": own})
+        assert answer.status_code == status, (name, answer.text)
+        if status == 403:
+            assert "is not of this machine" in answer.json()["error"]
+
+
 def test_the_docs_state_the_default_upload_limit_in_mib():
     default = cli.parser().parse_args(["serve"]).max_mb
     docs = (Path(__file__).parents[1] / "docs/serve.md").read_text()

@@ -18,6 +18,7 @@ prediction already uses the cores TensorFlow has; the other requests wait their 
 from __future__ import annotations
 
 import io
+import ipaddress
 import logging
 import tempfile
 import threading
@@ -151,12 +152,17 @@ class Service:
         return results
 
 
-def create_app(service: Service, max_bytes: int) -> Any:
-    """The Flask application answering with `service`; uploads limited to `max_bytes` in all."""
+def create_app(service: Service, max_bytes: int, host: str = "127.0.0.1") -> Any:
+    """The Flask application answering with `service`; uploads limited to `max_bytes` in all;
+    `host`: the address the server listens on (a loopback one answers pages of this machine's
+    names only)."""
     from flask import Flask, jsonify, request
     from werkzeug.exceptions import HTTPException
 
     app = Flask(__name__, static_folder=None)
+    # A page of another site whose name was made to point at 127.0.0.1 (DNS rebinding) sends
+    # its own name as Origin and Host alike: a loopback server answers loopback names only.
+    loopback = is_loopback(host)
     app.config["MAX_CONTENT_LENGTH"] = max_bytes + MULTIPART_SLACK
     page = resources.files("facetl").joinpath("static/index.html").read_bytes()
 
@@ -179,11 +185,16 @@ def create_app(service: Service, max_bytes: int) -> Any:
         """A browser sends `Origin` with a POST: one from another site's page is refused, so
         a page the user visits cannot make this server work (curl sends none)."""
         origin = request.headers.get("Origin")
-        if request.method == "POST" and origin is not None and not same_origin(
-                origin, request.host_url):
+        if request.method != "POST" or origin is None:
+            return
+        if not same_origin(origin, request.host_url):
             raise BadRequest(403, f"Origin {origin} is not this server "
                                   f"({request.host_url.rstrip('/')}): use the page it serves, "
                                   "or a client that is not a web page")
+        if loopback and not is_loopback(urlsplit(request.host_url).hostname or ""):
+            raise BadRequest(403, f"the page {origin} is not of this machine: a server "
+                                  f"listening on {host} answers pages of localhost, 127.0.0.1 "
+                                  "or [::1] only (start it with --host to open it to others)")
 
     @app.errorhandler(BadRequest)
     def refused(exc: BadRequest):
@@ -204,6 +215,16 @@ def create_app(service: Service, max_bytes: int) -> Any:
                              "has the traceback (please report it)"), 500
 
     return app
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (a name or an address) is this machine's loopback."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def same_origin(origin: str, host_url: str) -> bool:
@@ -237,7 +258,7 @@ def serve(models_root: Path, host: str, port: int, max_mb: float) -> None:
                           "above 0")
     max_bytes = int(max_mb * 1024 * 1024)
     service = Service(models_root)
-    server = make_server(create_app(service, max_bytes), host, port, max_bytes)
+    server = make_server(create_app(service, max_bytes, host), host, port, max_bytes)
     print(f"facetl serve: http://{host}:{server.effective_port}/ (models: "
           f"{', '.join(service.loaded)}; Ctrl-C stops it)", flush=True)
     server.run()
