@@ -16,7 +16,8 @@ its two: on a CPU shared with other work, the load its run saw.
         [--epochs 3] [--results-dir DIR]
 
 Records benchmarks/results/training_speed.json: `peak-float32` and one entry per
-`<network>-<variant>`; `speed_table` renders it (docs/backends-gpu.md, table training_speed).
+`<network>-<variant>`, with `-jax` or `-torch` after it when KERAS_BACKEND names that backend
+(the peak then is that backend's own matmul); `speed_table` renders it (docs/backends-gpu.md).
 """
 
 from __future__ import annotations
@@ -215,7 +216,8 @@ def main() -> None:
                   f"{achieved / peak:.0%} of {peak / 1e9:.0f} "
                   f"({time.perf_counter() - start:.0f} s)",
                   flush=True)
-    path = record("training_speed", "peak-float32", {
+    suffix = "" if keras.backend.backend() == "tensorflow" else f"-{keras.backend.backend()}"
+    path = record("training_speed", f"peak-float32{suffix}", {
         "max_gflop_per_s": max(peaks) / 1e9, "min_gflop_per_s": min(peaks) / 1e9,
         "median_gflop_per_s": float(np.median(peaks)) / 1e9, "measurements": len(peaks),
         "matmul": 2048}, args.results_dir)
@@ -232,10 +234,11 @@ def main() -> None:
             "examples_per_s": (meter.n_train + meter.n_val) / seconds,
             "gflop_per_s": achieved / 1e9, "share_of_peak": share,
             "peaks_gflop_per_s": [p / 1e9 for _, _, p in times[name]],
-            "rounds": args.rounds, "epochs": network.epochs or args.epochs, "cpu": machine()}
+            "rounds": args.rounds, "epochs": network.epochs or args.epochs, "cpu": machine(),
+            "backend": keras.backend.backend()}
         print(f"{name}: {achieved / 1e9:.1f} GFLOP/s, {share:.0%} of the float32 peak",
               flush=True)
-        path = record("training_speed", name, figures, args.results_dir)
+        path = record("training_speed", name + suffix, figures, args.results_dir)
     print(f"recorded in {path}")
 
 
@@ -245,22 +248,24 @@ def speed_table(results: Callable[[str], dict]) -> str:
     rows = {name: entry for name, entry in entries.items() if not name.startswith("peak-")}
     if not rows:
         return f"Not measured yet: run `{COMMAND}`.\n"
-    lines = ["| network | how it trains | batch | s per epoch (examples) | GFLOP/s | "
-             "share of float32 peak |", "|---|---|---|---|---|---|"]
+    lines = ["| network | how it trains | backend | batch | s per epoch (examples) | GFLOP/s | "
+             "share of float32 peak |", "|---|---|---|---|---|---|---|"]
     for name, entry in rows.items():
         f = entry["figures"]
-        lines.append(f"| {name} | {f['what']} | {f['batch']} | {f['seconds_per_epoch']:.2f} "
+        lines.append(f"| {name} | {f['what']} | {f.get('backend', 'tensorflow')} | {f['batch']} | "
+                     f"{f['seconds_per_epoch']:.2f} "
                      f"({f['examples_per_epoch']}) | {f['gflop_per_s']:.1f} | "
                      f"{100 * f['share_of_peak']:.0f}% |")
-    peak = entries.get("peak-float32", {}).get("figures", {})
-    span = f"{peak.get('min_gflop_per_s', 0):.0f}-{peak.get('max_gflop_per_s', 0):.0f}"
+    peaks = [e["figures"] for name, e in entries.items() if name.startswith("peak-")]
+    span = (f"{min(p['min_gflop_per_s'] for p in peaks):.0f}-"
+            f"{max(p['max_gflop_per_s'] for p in peaks):.0f}")
     sources = sorted({f"{e['provenance']['machine']}, commit {e['provenance']['commit']}, "
                       f"{e['provenance']['date']}" for e in entries.values()})
     return ("\n".join(lines) + "\n\nEpochs after the first (median over alternating rounds); "
             "GFLOP/s counted from the model (forward and backward, "
             "`facetl.models.speed`); each share is against the float32 peak (the best 2048² "
-            "matmul) measured just before or after that network's run, "
-            f"{span} GFLOP/s over the run as other work came and went. Measured with "
+            "matmul, in that backend) measured just before or after that network's run, "
+            f"{span} GFLOP/s over the runs as other work came and went. Measured with "
             f"`{COMMAND}` on: {'; '.join(sources)}.\n")
 
 
