@@ -28,8 +28,8 @@ from facetl.data.images import ImageDecodeError, read_image
 from facetl.faces.detect import FaceCrop, FaceFrontEndError, face_crop
 
 NOT_CROPPED = {"face": "", "faces": 0, "box": ""}  # rows the download did not get
-# zlib level of the crops: the same pixels as PIL's default 6 at a fifth of its time, which was
-# 40% of the stage's (a 300 px crop: 21 against 108 ms), for files 20% larger
+# zlib level of the crops: the same pixels as PIL's default 6 for a fifth of the encoding time
+# (which had cost as much as HOG), files a fifth larger (benchmarks/results/faces_speed.json)
 PNG_LEVEL = 1
 
 
