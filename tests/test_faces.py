@@ -3,6 +3,8 @@ photos with no face."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 from pathlib import Path
 from types import SimpleNamespace
@@ -296,3 +298,23 @@ def test_predicting_with_a_model_trained_behind_the_old_front_end_says_to_retrai
                         lambda task, root: (None, {"faces": old, "classes": ["f", "m"]}))
     with pytest.raises(FacetlError, match="model.json.*faces.fallback is gone.*dvc repro"):
         predict.predict_gender(["photo.jpg"], Path("models"))
+
+
+def test_the_speed_benchmark_times_the_stages_code_and_compares_its_crops(tmp_path, photos):
+    from benchmarks.faces_speed import photo_manifest, timed_run
+
+    for name, image in photos.items():
+        Image.fromarray(image).save(tmp_path / f"{name}.png")
+    manifest = photo_manifest(tmp_path, 2)
+    assert list(manifest["file"]) == ["astronaut.png", "blank.png"]  # the first n, sorted
+    figures, crops = timed_run(manifest, tmp_path, SETTINGS, 1)
+    assert figures["workers"] == 1 and figures["photos_per_s"] > 0
+    assert 0 < figures["cores_busy"] <= 1 and figures["cpu_ms_per_photo"] > 0
+    crop = face_crop(photos["astronaut"], SETTINGS).image
+    assert crops[0] == hashlib.sha256(encoded_png(crop)).hexdigest()
+
+
+def encoded_png(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, "PNG", compress_level=crops_module.PNG_LEVEL)
+    return buffer.getvalue()
