@@ -4,9 +4,16 @@
 that is to what the hardware gives a single large convolution (VGG16's conv3 shape, batch 32),
 so a speed target can be judged against the ceiling rather than against another machine.
 
+It also profiles the chapter head's dominant operation, the 3x3 convolution from MobileNetV2's
+7x7x1280 map to 5x5x512 at the chapter's batch of 16, forward and weight gradient (what a
+training step computes of it): as TensorFlow's convolution, the same with XLA, and as patches
+times the kernel matrix (facetl's PatchConv2D), against a 2048² matmul timed in the same
+rounds; all at the FLOPs of the full 5x5 output.
+
     PYTHONPATH=. python benchmarks/conv_peak.py [--repeats 5] [--results-dir DIR]
 
-Records benchmarks/results/conv_peak.json, entry `vgg16_block3-batch32`.
+Records benchmarks/results/conv_peak.json, entries `vgg16_block3-batch32` and
+`chapter_head_conv-batch16`.
 """
 
 from __future__ import annotations
@@ -38,6 +45,49 @@ def conv_gflop_per_s(dtype: tf.DType, repeats: int) -> float:
     return 2.0 * batch * height * width * kh * kw * c_in * c_out / seconds / 1e9
 
 
+def chapter_conv_shares(rounds: int = 5, steps: int = 5) -> dict:
+    """GFLOP/s of the chapter head's conv step in each form, and its share of the matmul peak
+    (the best of each over `rounds` alternating rounds)."""
+    x = tf.random.uniform((16, 7, 7, 1280))
+    kernel = tf.Variable(tf.random.uniform((3, 3, 1280, 512), -0.01, 0.01))
+
+    def conv(x: tf.Tensor) -> tf.Tensor:
+        return tf.nn.conv2d(x, kernel, 1, "VALID")
+
+    def patches(x: tf.Tensor) -> tf.Tensor:
+        columns = tf.concat([x[:, i:i + 5, j:j + 5, :] for i in range(3) for j in range(3)], -1)
+        return tf.matmul(tf.reshape(columns, (-1, 9 * 1280)), tf.reshape(kernel, (-1, 512)))
+
+    def step(forward):
+        def run(x: tf.Tensor) -> tf.Tensor:
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum(tf.nn.relu(forward(x)))
+            return tape.gradient(loss, kernel)
+        return run
+
+    forms = {"conv": tf.function(step(conv)), "conv_xla": tf.function(step(conv), jit_compile=True),
+             "patches_matmul": tf.function(step(patches))}
+    flops = 2 * 2 * 16 * 5 * 5 * 9 * 1280 * 512
+    a = tf.random.uniform((2048, 2048))
+    matmul = tf.function(lambda a: tf.matmul(a, a))
+    for form in [*forms.values(), matmul]:
+        form(a if form is matmul else x).numpy()  # warm-up
+    best = {name: 0.0 for name in [*forms, "matmul_peak"]}
+    for _ in range(rounds):
+        start = time.perf_counter()
+        matmul(a).numpy()
+        best["matmul_peak"] = max(best["matmul_peak"], 2 * 2048**3 / (time.perf_counter() - start))
+        for name, form in forms.items():
+            start = time.perf_counter()
+            for _ in range(steps):
+                form(x).numpy()
+            best[name] = max(best[name], flops * steps / (time.perf_counter() - start))
+    return {"rounds": rounds, "steps": steps,
+            **{f"{name}_gflop_per_s": round(value / 1e9, 1) for name, value in best.items()},
+            **{f"{name}_share_of_peak": round(best[name] / best["matmul_peak"], 3)
+               for name in forms}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=5)
@@ -50,6 +100,9 @@ def main() -> None:
                "bfloat16_over_float32": round(bf16 / fp32, 2)}
     print(json.dumps(figures))
     path = record("conv_peak", f"vgg16_block3-batch{SHAPE[0]}", figures, args.results_dir)
+    chapter = chapter_conv_shares(args.repeats)
+    print(json.dumps(chapter))
+    path = record("conv_peak", "chapter_head_conv-batch16", chapter, args.results_dir)
     print(f"recorded in {path}")
 
 

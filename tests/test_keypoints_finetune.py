@@ -88,6 +88,16 @@ def test_metrics_have_the_promised_figures(run):
     assert curve.columns.tolist() == ["nme", "model", "baseline", "dlib"]
 
 
+def test_both_phases_report_their_speed_against_the_machine(run):
+    work, _ = run
+    speed = json.loads((work / "metrics/train_keypoints.json").read_text())["speed"]
+    assert set(speed) == {"head", "finetune"}
+    for phase in speed.values():
+        assert phase["gflop_per_s"] > 0 and 0 < phase["share_of_peak"] < 1.5
+        assert phase["precision"] == "float32" and phase["epochs"] >= 1
+    assert speed["finetune"]["gflop_per_example_step"] > speed["head"]["gflop_per_example_step"]
+
+
 def test_model_json_carries_what_inference_needs(run):
     work, _ = run
     meta = json.loads((work / "models/keypoints/model.json").read_text())

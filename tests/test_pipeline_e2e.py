@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from tests.e2e import commit_all, copy_repository, run, set_params, stages_run
+from benchmarks.workspace import commit_all, copy_repository, run, set_params, stages_run
 from tests.synthetic import write_keypoints_source, write_labels_csv
 
 pytestmark = pytest.mark.e2e
@@ -137,7 +137,14 @@ def test_repro_writes_metrics_plots_and_models(repo):
     assert (repo / "plots/gender/training/plots/metrics/eval/loss.tsv").is_file()
     assert (repo / "models/gender/model.keras").is_file()
     shown = run(["dvc", "metrics", "show", "--json"], repo).stdout
-    assert "accuracy" in shown
+    assert "accuracy" in shown and "share_of_peak" in shown
+    head = json.loads((repo / "metrics/train_gender.json").read_text())["speed"]
+    assert head["gflop_per_s"] > 0 and head["epochs"] >= 1 and head["precision"] in ("float32", "bfloat16")
+    # fine-tuning off: the head's model file passed on as it is, byte for byte
+    assert ((repo / "models/gender/model.keras").read_bytes()
+            == (repo / "models/gender_head/model.keras").read_bytes())
+    assert json.loads((repo / "metrics/finetune_gender.json").read_text()) == {
+        "finetuned": False, "speed": None}
 
 
 def test_predict_cli_gives_what_the_evaluation_gave_on_the_same_photos(repo):
@@ -188,6 +195,8 @@ def test_finetuning_reruns_from_the_trained_head_not_the_features(repo):
     assert not ran(result.stdout) & {"features_gender", "train_gender", "prepare_gender"}
     meta = json.loads((repo / "models/gender/model.json").read_text())
     assert meta["finetuned"] is True and meta["unfrozen_layers"] == 2
+    tuned = json.loads((repo / "metrics/finetune_gender.json").read_text())["speed"]
+    assert tuned["gflop_per_s"] > 0 and tuned["share_of_peak"] > 0
     assert json.loads((repo / "metrics/gender.json").read_text())["finetuned"] is True
     assert (repo / "plots/gender/finetune/training.png").stat().st_size > 1000
     run(["git", "checkout", "params.yaml"], repo)

@@ -1,0 +1,98 @@
+"""Does the chapter head's training form (PatchConv2D: the 3x3 convolution as patches x
+matrix over the positions its pool reads) learn what the chapter's Conv2D learns?
+
+On a workspace whose train_gender stage has run (benchmarks/head_only.py leaves one: real
+CelebA photos, MobileNetV2 features), for each seed: the head trained twice with the stage's
+trainer and settings (`fit`, batch 16, Adam 1e-3, the seed's validation people), once per form,
+from the same initial weights; then the per-epoch losses side by side, the largest weight
+difference, each form's accuracy on the CelebA test split, paired photo by photo (exact
+McNemar), and each form's seconds.
+
+    PYTHONPATH=. python benchmarks/patch_equivalence.py WORKSPACE [--seeds 42 1 2]
+        [--epochs 10] [--results-dir DIR]
+
+Records benchmarks/results/patch_equivalence.json, one entry per `seed<N>-epochs<E>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from benchmarks.results import add_results_dir, record
+from facetl.core import paths
+from facetl.core.params import load_params, lookup
+from facetl.data.splits import carve_validation, load_split
+from facetl.models.backbones import get_spec
+from facetl.models.heads import chapter_head, plain_convs
+from facetl.models.speed import SpeedMeter
+from facetl.models.training import feature_max, fit
+from facetl.report.compare import discordant_counts, mcnemar_exact
+
+
+def trained(patches: bool, features: np.ndarray, targets: np.ndarray, fit_rows: np.ndarray,
+            val_rows: np.ndarray, cfg: dict, blocks: int, seed: int) -> dict:
+    """One head, trained as the stage trains it; its curves, weights and test answers."""
+    keras.utils.set_random_seed(seed)
+    head = chapter_head(features.shape[1:], blocks, 1, "sigmoid",
+                        feature_max(features, fit_rows), cfg["dropout"], patches=patches)
+    meter = SpeedMeter()
+    start = time.perf_counter()
+    history = fit(head, features, targets, fit_rows, val_rows,
+                  cfg | {"loss": "binary_crossentropy", "metrics": ["accuracy"]}, seed, None,
+                  speed=meter)
+    return {"head": plain_convs(head) if patches else head, "history": history.history,
+            "seconds": time.perf_counter() - start, "speed": meter.figures()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("workspace", type=Path)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 1, 2])
+    parser.add_argument("--epochs", type=int, default=10)
+    add_results_dir(parser)
+    args = parser.parse_args()
+    results_dir = args.results_dir.resolve()
+    os.chdir(args.workspace)  # the stages' relative paths
+    params = load_params()
+    name, cfg = lookup(params, "backbone"), lookup(params, "train.gender") | {
+        "epochs": args.epochs}
+    features = np.load(paths.features_path("gender", name), mmap_mode="r")
+    index, train, test = load_split("gender")
+    targets = index["label_index"].to_numpy().astype("float32")
+    test_x = np.asarray(features[np.sort(test)], dtype="float32")
+    labels = targets[np.sort(test)] == 1
+    for seed in args.seeds:
+        fit_rows, val_rows = carve_validation(index, train, cfg["val_size"], seed)
+        runs = {form: trained(form == "patches", features, targets, fit_rows, val_rows, cfg,
+                              get_spec(name).head_blocks, seed)
+                for form in ("conv2d", "patches")}
+        right = {form: (run["head"].predict(test_x, verbose=0)[:, 0] >= 0.5) == labels
+                 for form, run in runs.items()}
+        only_conv, only_patches = discordant_counts(right["conv2d"], right["patches"])
+        weights = zip(runs["conv2d"]["head"].get_weights(), runs["patches"]["head"].get_weights(),
+                      strict=True)
+        figures = {
+            "backbone": name, "epochs": args.epochs, "batch_size": cfg["batch_size"],
+            "test_photos": int(len(labels)),
+            "loss": {form: run["history"]["loss"] for form, run in runs.items()},
+            "val_loss": {form: run["history"]["val_loss"] for form, run in runs.items()},
+            "max_weight_difference": float(max(np.max(np.abs(a - b)) for a, b in weights)),
+            "test_accuracy": {form: float(r.mean()) for form, r in right.items()},
+            "only_conv2d_right": only_conv, "only_patches_right": only_patches,
+            "mcnemar_p": mcnemar_exact(only_conv, only_patches),
+            "seconds": {form: round(run["seconds"], 1) for form, run in runs.items()},
+            "share_of_peak": {form: run["speed"]["share_of_peak"] for form, run in runs.items()}}
+        print(seed, figures, flush=True)
+        path = record("patch_equivalence", f"seed{seed}-epochs{args.epochs}", figures,
+                      results_dir)
+    print(f"recorded in {path}")
+
+
+if __name__ == "__main__":
+    main()
