@@ -29,7 +29,7 @@ def folder_for(repo: Path, name: str) -> Path:
 
 def save(repo: Path, folder: Path) -> None:
     """Run this module in `repo` (the workspace's own code and model) and write to `folder`."""
-    from tests.e2e import run  # (not at the top: the workspace run imports facetl only)
+    from benchmarks.workspace import run  # (not at the top: the workspace run imports facetl only)
 
     folder.mkdir(parents=True, exist_ok=True)
     run([sys.executable, str(Path(__file__).resolve()), str(folder.resolve())], repo)

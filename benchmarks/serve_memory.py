@@ -33,7 +33,7 @@ import psutil
 import requests
 from PIL import Image
 
-from tests.conftest import png_bomb
+from benchmarks.odd_inputs import png_bomb
 
 CLIENTS = 8
 START_TIMEOUT_S = 300  # loading TensorFlow and the models on a busy 2-core machine

@@ -33,10 +33,11 @@ from facetl.gender.scratch import scratch_cnn
 from facetl.keypoints.heads import keypoint_head
 from facetl.models.backbones import build_extractor
 from facetl.models.export import end_to_end
-from facetl.models.finetune import _sublayers, find_backbone, optimizer, unfreeze_top
+from facetl.models.finetune import find_backbone, optimizer, unfreeze_top
 from facetl.models.heads import chapter_head
 from facetl.models.precision import computing_in, hidden_layers
 from facetl.models.speed import MATMUL, measure_peak, training_flops
+from facetl.ship.export import all_layers
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ def finetuned(name: str, size: int) -> Callable[[], tuple[keras.Model, list]]:
         head = keras.Model(features, keras.layers.Dense(1, activation="sigmoid")(pooled))
         model = end_to_end(extractor, head, name)
         unfreeze_top(model, -1)
-        return model, list(_sublayers(find_backbone(model)))
+        return model, list(all_layers(find_backbone(model)))
     return built
 
 

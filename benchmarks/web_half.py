@@ -30,9 +30,9 @@ from benchmarks.real_experiments import (
 )
 from benchmarks.results import add_results_dir, record
 from benchmarks.shared_data import CELEBA, GENDER_WEB
+from benchmarks.workspace import set_params
 from facetl.core.metrics import binary_report, by_group_report
 from facetl.report.compare import discordant_counts, mcnemar_exact
-from tests.e2e import set_params
 
 FOLDER = Path("web_half")  # in the workspace: the two runs' sources (absolute photo paths)
 SOURCES = ("data.gender.source", "ood.gender.source")

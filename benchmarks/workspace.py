@@ -1,11 +1,13 @@
-"""Throwaway workspaces for benchmarks: a copy of one commit of this repository, its params
-pointed at the research data, its pipelines run with this environment's Python."""
+"""Throwaway workspaces, the one harness of benchmarks and end-to-end tests: a copy of this
+repository (one commit, or the working tree under test), its params overridden, its pipelines
+run with this environment's Python. Tests import it; it imports nothing of tests."""
 
 from __future__ import annotations
 
 import io
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -16,14 +18,21 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+class CommandFailed(Exception):
+    """A workspace command exited non-zero: its command line, status and output."""
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """`cmd` in `cwd` with this Python first on PATH (DVC stages' `python`) and the workspace's
-    own src/ on PYTHONPATH (an editable install would otherwise run this checkout's code)."""
+    own src/ on PYTHONPATH (an editable install would otherwise run this checkout's code);
+    `env` adds to the environment."""
     env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-                        "PYTHONPATH": str(Path(cwd) / "src")}
+                        "PYTHONPATH": str(Path(cwd) / "src")} | (env or {})
     result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     if check and result.returncode != 0:
-        raise SystemExit(f"{cmd} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        raise CommandFailed(f"{cmd} failed ({result.returncode}):\n{result.stdout}\n"
+                            f"{result.stderr}")
     return result
 
 
@@ -40,6 +49,20 @@ def export_commit(dest: Path, commit: str) -> None:
         tar.extractall(dest, filter="data")
     run(["git", "init", "-q"], dest)
     commit_all(dest, f"facetl {commit}")
+
+
+def copy_repository(dest: Path) -> Path:
+    """The files git would commit (tracked and new, not ignored: the working tree under test)
+    into a new git repo at `dest`."""
+    listed = run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], REPO).stdout
+    for name in listed.splitlines():
+        source = REPO / name
+        if source.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+    run(["git", "init", "-q"], dest)
+    commit_all(dest, "init")
+    return dest
 
 
 def commit_all(repo: Path, message: str) -> None:
@@ -72,7 +95,7 @@ def override(params: dict, overrides: dict[str, object]) -> dict:
 
 
 def stages_run(output: str) -> list[str]:
-    """The stages `dvc repro` really ran, in order, from its output."""
+    """The stages `dvc repro` (or `dvc exp run`) really ran, in order, from its output."""
     return re.findall(r"Running stage '([^']+)'", output)
 
 

@@ -8,9 +8,7 @@ touching the network.
 from __future__ import annotations
 
 import io
-import struct
 import threading
-import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from benchmarks.odd_inputs import png_bomb
 from tests.synthetic import class_image
 
 HUGE_BODY = b"\xff" * 64 * 1024  # bigger than the small max_bytes the tests set
@@ -33,17 +32,6 @@ def encode(array: np.ndarray, fmt: str, mode: str | None = None) -> bytes:
     options = {"quality": 95, "subsampling": 0} if fmt == "JPEG" else {}
     (image.convert(mode) if mode else image).save(buffer, fmt, **options)
     return buffer.getvalue()
-
-
-def png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def png_bomb(width: int, height: int) -> bytes:
-    """A few bytes that declare a huge PNG: what a decompression bomb looks like to a decoder."""
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header)
-            + png_chunk(b"IDAT", zlib.compress(b"")) + png_chunk(b"IEND", b""))
 
 
 @pytest.fixture(scope="session")

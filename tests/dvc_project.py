@@ -12,7 +12,7 @@ import yaml
 from dvc.dependency.param import ParamsDependency
 from dvc.repo import Repo
 
-from tests.e2e import REPO
+from benchmarks.workspace import REPO
 
 PIPELINES = ("dvc.yaml", "pipelines/keypoints/dvc.yaml", "pipelines/gender_ood/dvc.yaml")
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from skimage import data
 
+from benchmarks.workspace import commit_all, copy_repository, run, set_params
 from facetl.predict import predict
 from tests.conftest import encode
 from tests.dvc_project import placeholder_project
-from tests.e2e import commit_all, copy_repository, run, set_params
 from tests.synthetic import write_labels_csv
 from tests.test_pipeline_e2e import TINY
 

@@ -19,8 +19,8 @@ import keras
 import numpy as np
 import pytest
 
+from benchmarks.workspace import commit_all, copy_repository, run, set_params, stages_run
 from facetl.models import backend
-from tests.e2e import commit_all, copy_repository, run, set_params, stages_run
 from tests.synthetic import write_labels_csv
 
 pytestmark = [pytest.mark.e2e, pytest.mark.backend]

@@ -10,8 +10,8 @@ import keras
 import numpy as np
 import pytest
 
+from benchmarks.workspace import REPO
 from facetl.models.curves import LiveCurves
-from tests.e2e import REPO
 
 
 def train(callback: keras.callbacks.Callback) -> None:

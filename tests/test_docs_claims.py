@@ -20,9 +20,9 @@ from markdown_it import MarkdownIt
 
 from benchmarks.real_experiments import EXPERIMENTS
 from benchmarks.results import RESULTS
+from benchmarks.workspace import REPO
 from facetl.core.errors import FacetlError
 from facetl.core.schema import REMOVED, RENAMES, validate_params
-from tests.e2e import REPO
 from tests.test_docs_tables import tables
 
 PAGES = tables.pages()

@@ -23,8 +23,8 @@ import pytest
 import yaml
 from markdown_it import MarkdownIt
 
+from benchmarks.workspace import REPO
 from facetl.cli import parser as facetl_parser
-from tests.e2e import REPO
 
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
 NOT_SHELL = {"python", "py", "yaml", "yml", "json", "toml", "csv", "tsv", "ini", "html", "mermaid",

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from tests.e2e import REPO
+from benchmarks.workspace import REPO
 
 spec = importlib.util.spec_from_file_location("docs_tables", REPO / "docs/tables.py")
 tables = importlib.util.module_from_spec(spec)

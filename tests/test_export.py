@@ -16,6 +16,7 @@ import keras
 import numpy as np
 import pytest
 
+from benchmarks.workspace import REPO
 from facetl import cli
 from facetl.core.params import load_params
 from facetl.core.paths import model_dir
@@ -27,7 +28,6 @@ from facetl.models.export import end_to_end, save_task_model
 from facetl.models.linear_head import linear_head
 from facetl.ship.card import model_card
 from facetl.ship.export import export, recorded_params
-from tests.e2e import REPO
 from tests.test_keypoints_finetune import tiny_params as finetune_params
 from tests.tiny_pipeline import keypoint_stages_run, trained_gender
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 from dvc.repo import Repo
 
+from benchmarks.workspace import set_params
 from tests.dvc_project import placeholder_project
-from tests.e2e import set_params
 
 KEYPOINTS = "pipelines/keypoints/dvc.yaml"
 LISTING_THE_BACKBONE = {"features_keypoints", "train_keypoints", "evaluate_keypoints"}

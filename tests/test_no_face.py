@@ -12,13 +12,13 @@ import pandas as pd
 import pytest
 import yaml
 
+from benchmarks.workspace import REPO
 from facetl import cli
 from facetl.data.images import resize_square
 from facetl.faces.detect import face_crop
 from facetl.faces.faceless import KINDS, SIZES, faceless_pictures
 from facetl.gender.no_face import NONE, no_face_calibration
 from facetl.models.calibration import with_temperature
-from tests.e2e import REPO
 from tests.tiny_pipeline import trained_gender
 
 BFLOAT16_GAP = 2e-3

@@ -145,7 +145,7 @@ def test_sixteen_bits_become_eight_by_scaling_not_clipping():
 
 
 def test_a_photo_over_the_pixel_limit_is_refused_from_its_header():
-    from tests.conftest import png_bomb
+    from benchmarks.odd_inputs import png_bomb
 
     # 1.2 x the limit: PIL itself only warns there, and would decode 430 MB
     with pytest.raises(ImageDecodeError, match="over the limit of 100,000,000") as caught:

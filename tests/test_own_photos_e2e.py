@@ -14,7 +14,7 @@ import shlex
 import pandas as pd
 import pytest
 
-from tests.e2e import REPO, commit_all, copy_repository, run, set_params
+from benchmarks.workspace import REPO, commit_all, copy_repository, run, set_params
 from tests.synthetic import write_class_folder
 from tests.test_pipeline_e2e import TINY
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.e2e import commit_all, copy_repository, run, set_params
+from benchmarks.workspace import commit_all, copy_repository, run, set_params
 from tests.synthetic import write_labels_csv
 from tests.test_pipeline_e2e import TINY
 from tests.test_remote import experiments

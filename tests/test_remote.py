@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e import commit_all, copy_repository, run, set_params, stages_run
+from benchmarks.workspace import commit_all, copy_repository, run, set_params, stages_run
 from tests.synthetic import write_labels_csv
 from tests.test_pipeline_e2e import TINY
 

@@ -22,8 +22,8 @@ from dvc.stage import Stage
 from dvc.stage.cache import _can_hash, _get_stage_hash
 from dvc_data.hashfile.meta import Meta
 
+from benchmarks.workspace import REPO
 from tests.dvc_project import leaves, placeholder_project, write_params
-from tests.e2e import REPO
 
 PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
 IGNORED = {Meta.PARAM_SIZE, Meta.PARAM_NFILES}  # the keys DVC's run-cache key drops

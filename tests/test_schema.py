@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from benchmarks.workspace import REPO, commit_all, copy_repository, run, set_params
 from facetl.core.errors import FacetlError
 from facetl.core.params import load_params
 from facetl.core.schema import RENAMES, renamed, validate_model_file, validate_params
-from tests.e2e import REPO, commit_all, copy_repository, run, set_params
 from tests.synthetic import write_labels_csv
 
 REAL = yaml.safe_load((REPO / "params.yaml").read_text())

@@ -24,9 +24,10 @@ import requests
 from PIL import Image
 from skimage import data
 
+from benchmarks.odd_inputs import png_bomb
 from facetl import cli, serve
 from facetl.gender import predict as gender_predict
-from tests.conftest import encode, png_bomb
+from tests.conftest import encode
 from tests.test_keypoints_pipeline import tiny_params as keypoint_params
 from tests.tiny_pipeline import UP_TO_EVALUATE, keypoint_stages_run, run_gender_stages, tiny_params
 

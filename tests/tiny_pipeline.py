@@ -16,6 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from benchmarks.workspace import REPO, set_params
 from facetl.core.params import load_params
 from facetl.gender import download, evaluate, faces, finetune, prepare, train
 from facetl.keypoints import download as keypoint_download
@@ -24,7 +25,6 @@ from facetl.keypoints import features as keypoint_features
 from facetl.keypoints import prepare as keypoint_prepare
 from facetl.keypoints import train as keypoint_train
 from facetl.models import features
-from tests.e2e import REPO, set_params
 from tests.synthetic import write_keypoints_source, write_labels_csv
 
 TINY = {
