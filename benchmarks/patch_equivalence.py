@@ -1,9 +1,10 @@
 """Does the chapter head's training form (PatchConv2D: the 3x3 convolution as patches x
 matrix over the positions its pool reads) learn what the chapter's Conv2D learns?
 
-On a workspace whose train_gender stage has run (benchmarks/head_only.py leaves one: real
+On a workspace whose features_gender stage has run (benchmarks/head_only.py leaves one: real
 CelebA photos, MobileNetV2 features), for each seed: the head trained twice with the stage's
-trainer and settings (`fit`, batch 16, Adam 1e-3, the seed's validation people), once per form,
+trainer and this repository's `train.gender` settings (`fit`, batch 16, Adam 1e-3, the seed's
+validation people; the workspace gives only the data), once per form,
 from the same initial weights; then the per-epoch losses side by side, the largest weight
 difference, each form's accuracy on the CelebA test split, paired photo by photo (exact
 McNemar), and each form's seconds.
@@ -25,6 +26,7 @@ import keras
 import numpy as np
 
 from benchmarks.results import add_results_dir, record
+from benchmarks.workspace import REPO
 from facetl.core import paths
 from facetl.core.params import load_params, lookup
 from facetl.data.splits import carve_validation, load_split
@@ -59,9 +61,8 @@ def main() -> None:
     args = parser.parse_args()
     results_dir = args.results_dir.resolve()
     os.chdir(args.workspace)  # the stages' relative paths
-    params = load_params()
-    name, cfg = lookup(params, "backbone"), lookup(params, "train.gender") | {
-        "epochs": args.epochs}
+    name = lookup(load_params(), "backbone")
+    cfg = lookup(load_params(REPO / "params.yaml"), "train.gender") | {"epochs": args.epochs}
     features = np.load(paths.features_path("gender", name), mmap_mode="r")
     index, train, test = load_split("gender")
     targets = index["label_index"].to_numpy().astype("float32")
