@@ -256,9 +256,8 @@ def speed_table(results: Callable[[str], dict]) -> str:
                      f"{f['seconds_per_epoch']:.2f} "
                      f"({f['examples_per_epoch']}) | {f['gflop_per_s']:.1f} | "
                      f"{100 * f['share_of_peak']:.0f}% |")
-    peaks = [e["figures"] for name, e in entries.items() if name.startswith("peak-")]
-    span = (f"{min(p['min_gflop_per_s'] for p in peaks):.0f}-"
-            f"{max(p['max_gflop_per_s'] for p in peaks):.0f}")
+    peaks = [p for entry in rows.values() for p in entry["figures"]["peaks_gflop_per_s"]]
+    span = f"{min(peaks):.0f}-{max(peaks):.0f}"
     sources = sorted({f"{e['provenance']['machine']}, commit {e['provenance']['commit']}, "
                       f"{e['provenance']['date']}" for e in entries.values()})
     return ("\n".join(lines) + "\n\nEpochs after the first (median over alternating rounds); "
