@@ -17,8 +17,8 @@ from facetl.keypoints.crops import (
     prior_square,
     to_crop,
 )
+from facetl.keypoints.layout import MIRROR, mirror_points
 from facetl.keypoints.locate import first_boxes, locate, predict_crops
-from facetl.keypoints.schema import MIRROR, mirror_points
 from facetl.keypoints.train import point_augmenter
 from facetl.models.augment import AugmentSettings
 from tests.synthetic import face_template

@@ -11,8 +11,8 @@ import pytest
 from facetl.core.errors import FacetlError
 from facetl.data.download import FetchPolicy, download
 from facetl.data.images import mirror_image, read_image, resize_square
+from facetl.keypoints.layout import mirror_points
 from facetl.keypoints.prepare import normalised_targets, pixel_points, prepare_keypoints
-from facetl.keypoints.schema import mirror_points
 from facetl.keypoints.source import COORDINATE_COLUMNS, image_source, keypoint_rows, person_of
 from tests.synthetic import write_keypoints_source
 

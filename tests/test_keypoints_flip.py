@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from facetl.data.images import mirror_image
+from facetl.keypoints.layout import MIRROR, mirror_points
 from facetl.keypoints.metrics import REGIONS
-from facetl.keypoints.schema import MIRROR, mirror_points
 from tests.synthetic import face_template
 
 LEFT_EYE, RIGHT_EYE = range(36, 42), range(42, 48)

@@ -30,6 +30,7 @@ from facetl.keypoints.crops import (
     landmark_square,
     to_crop,
 )
+from facetl.keypoints.layout import POINTS
 from facetl.keypoints.locate import detect_all, keras_predict, locate_with_meta, predict_crops
 from facetl.keypoints.metrics import ced, keypoint_report, nme_per_image, point_errors
 from facetl.keypoints.plots import ced_plot, keypoint_gallery
@@ -41,7 +42,6 @@ from facetl.keypoints.prepare import (
     pixel_points,
 )
 from facetl.keypoints.reference import SOURCE, reference_points
-from facetl.keypoints.schema import POINTS
 from facetl.models.backbones import load_model
 from facetl.models.export import load_task_model
 

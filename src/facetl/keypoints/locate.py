@@ -24,7 +24,7 @@ from facetl.keypoints.crops import (
     prior_square,
     square_to_box,
 )
-from facetl.keypoints.schema import POINTS, mirror_points
+from facetl.keypoints.layout import POINTS, mirror_points
 
 Predict = Callable[[np.ndarray], np.ndarray]  # uint8 crops (B, S, S, 3) -> (B, 136) fractions
 Detection = tuple[float, float, float, float]  # left, top, right, bottom

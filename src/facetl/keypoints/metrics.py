@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from facetl.keypoints.schema import OUTER_EYE_CORNERS, REGIONS
+from facetl.keypoints.layout import OUTER_EYE_CORNERS, REGIONS
 
 FAILURE_NME = 0.10  # an image whose NME is above this counts as a failure
 

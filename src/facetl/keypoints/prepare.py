@@ -42,8 +42,8 @@ from facetl.keypoints.crops import (
     landmark_square,
     to_crop,
 )
+from facetl.keypoints.layout import POINTS, mirror_points
 from facetl.keypoints.locate import detect_largest
-from facetl.keypoints.schema import POINTS, mirror_points
 from facetl.keypoints.source import COORDINATE_COLUMNS
 
 INDEX_COLUMNS = ["file", "source", "row", "group", "split", "mirrored", "width", "height",

@@ -17,7 +17,7 @@ import numpy as np
 
 from facetl.core.errors import FacetlError
 from facetl.keypoints.crops import DetectorCalibration, prior_square
-from facetl.keypoints.schema import POINTS
+from facetl.keypoints.layout import POINTS
 
 SOURCE = ("dlib shape_predictor_68_face_landmarks.dat from face-recognition-models 0.3.0 "
           "(Davis King; trained on iBUG 300-W, non-commercial terms): a reference only")

@@ -18,7 +18,7 @@ import pandas as pd
 from facetl.core.atomic import write_csv
 from facetl.core.errors import FacetlError
 from facetl.data.sources import is_url, read_csv_table
-from facetl.keypoints.schema import OUTER_EYE_CORNERS, POINTS
+from facetl.keypoints.layout import OUTER_EYE_CORNERS, POINTS
 
 COORDINATE_COLUMNS = [f"{axis}{i}" for i in range(POINTS) for axis in "xy"]
 

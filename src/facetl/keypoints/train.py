@@ -30,9 +30,9 @@ from facetl.core.plots import training_curves
 from facetl.data.splits import carve_validation, load_split
 from facetl.keypoints.config import backbone_name, inference_settings, recipe, settings
 from facetl.keypoints.heads import keypoint_head
+from facetl.keypoints.layout import MIRROR, POINTS
 from facetl.keypoints.losses import keypoint_loss
 from facetl.keypoints.prepare import crop_targets, normalised_targets
-from facetl.keypoints.schema import MIRROR, POINTS
 from facetl.models.augment import AugmentSettings, augment_batch
 from facetl.models.backbones import get_spec, load_model
 from facetl.models.export import end_to_end, save_head_model, save_task_model
