@@ -160,7 +160,7 @@ def networks(tmp: Path) -> dict[str, tuple[Network, int]]:
                        ("steps16", "in memory, 16 steps per call"),
                        ("batch128", "in memory, batch 128")):
         found[f"chapter_head-mobilenet_v2-224-patches-{lead}"] = (Network(head_run(
-            tmp, mnv2, chapter(mnv2, 1, True), 16, lead=lead), 16,
+            tmp, mnv2, chapter(mnv2, 1, True), 16, lead=lead), 128 if lead == "batch128" else 16,
             f"PatchConv2D, {what}"), 640)
     vgg = (9, 9, 512)  # VGG16 at 300 px
     found |= {
@@ -242,6 +242,10 @@ def main() -> None:
     print(f"recorded in {path}")
 
 
+def share(value: float) -> str:
+    return f"{100 * value:.0f}%" if value >= 0.01 else f"{100 * value:.2f}%"
+
+
 def speed_table(results: Callable[[str], dict]) -> str:
     """docs/backends-gpu.md's table: one row per network and variant, from the results file."""
     entries = results("training_speed")
@@ -255,7 +259,7 @@ def speed_table(results: Callable[[str], dict]) -> str:
         lines.append(f"| {name} | {f['what']} | {f.get('backend', 'tensorflow')} | {f['batch']} | "
                      f"{f['seconds_per_epoch']:.2f} "
                      f"({f['examples_per_epoch']}) | {f['gflop_per_s']:.1f} | "
-                     f"{100 * f['share_of_peak']:.0f}% |")
+                     f"{share(f['share_of_peak'])} |")
     peaks = [p for entry in rows.values() for p in entry["figures"]["peaks_gflop_per_s"]]
     span = f"{min(peaks):.0f}-{max(peaks):.0f}"
     sources = sorted({f"{e['provenance']['machine']}, commit {e['provenance']['commit']}, "
