@@ -2,8 +2,9 @@
 
 if __name__ == "__main__":  # imports here: spawned worker processes re-run this file's top
     from facetl.core.stage import check_params, run_stage
+    from facetl.gender.schema import SCHEMA
 
-    check_params()  # before the task's imports (TensorFlow): a wrong setting fails at once
+    check_params(SCHEMA)  # before the task's imports (TensorFlow): a wrong setting fails at once
     from facetl.models.features import main
 
     run_stage(main, "gender")

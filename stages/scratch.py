@@ -4,8 +4,9 @@ if __name__ == "__main__":
     import sys
 
     from facetl.core.stage import check_params, run_stage
+    from facetl.gender.schema import SCHEMA
 
-    check_params()  # before the task's imports (TensorFlow): a wrong setting fails at once
+    check_params(SCHEMA)  # before the task's imports (TensorFlow): a wrong setting fails at once
     from facetl.gender.scratch import main
 
     if len(sys.argv) != 2:

@@ -1,9 +1,12 @@
-"""One schema for the whole of params.yaml, and for the model.json a trained model carries.
+"""The checking engine for params.yaml and for the model.json a trained model carries, with
+the settings every task shares; each task's own sections live in its package's schema.py
+(a `TaskSchema`), so editing one task's settings reruns only that task's stages.
 
-Every stage checks the whole workspace params.yaml against it before any work (and before it
-imports TensorFlow), so a mistake costs a second and one line per mistake, in the form
+A stage checks params.yaml against the shared settings and its task's sections before any work
+(and before it imports TensorFlow); `validate_params` with every task checks the whole file. A
+mistake costs a second and one line per mistake, in the form
 
-    params.yaml: finetune.gender.unfreeze = 'abc': expected an integer >= -1 (-1: all ...)
+    params.yaml: finetune.<task>.unfreeze = 'abc': expected an integer >= -1 (-1: all ...)
 
 never minutes of earlier stages and a traceback. Each leaf says what it expects in its
 description; a misspelt key gets the closest known name. The stages still read the plain
@@ -17,23 +20,25 @@ from __future__ import annotations
 
 import copy
 import difflib
+import importlib
 import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from facetl.core.errors import FacetlError
 
 # Old dotted name -> new: read old model.json files and old experiments' params through it.
 RENAMES = {"faces.size": "faces.crop_size"}  # DVC's run cache ignores leaves named `size`
-# Settings that are gone, and why (an old params.yaml gets this instead of "not a setting").
+# Shared settings that are gone, and why (an old params.yaml gets this instead of "not a
+# setting"); a task's own are in its TaskSchema.removed.
 REMOVED = {
     "faces.fallback": "its LBP cascade was at chance; faces.pad and faces.cnn are the "
                       "fallbacks now",
-    "keypoints.finetune.workers": "data-loading threads cannot change a result: set the "
-                                  "environment variable FACETL_WORKERS instead",
 }
 # YAML 1.1 (PyYAML) reads a number in e-notation without a decimal point, like 1e-4, as text.
 YAML_TEXT_NUMBER = re.compile(r"([-+]?\d+)[eE]([-+]?\d+)")
@@ -69,7 +74,7 @@ def choice(*names: str) -> Any:
     return Field(description=f"one of {', '.join(names)}")
 
 
-def _two_classes(names: list[str]) -> list[str]:
+def two_classes(names: list[str]) -> list[str]:
     if len(names) != 2 or len({name.strip().lower() for name in names}) != 2 or not all(
             name.strip() for name in names):
         raise ValueError("exactly two distinct class names (the second is the positive class)")
@@ -87,8 +92,7 @@ Unfreeze = Annotated[int, whole(-1, note="-1: all layers but BatchNorm")]
 Upsample = Annotated[int, whole(0, 3, note="HOG doubles the photo that many times")]
 Precision = Annotated[Literal["auto", "float32", "bfloat16", "float16"],
                       choice("auto", "float32", "bfloat16", "float16")]
-Optimizer = Annotated[Literal["adamw", "adam"], choice("adamw", "adam")]
-Classes = Annotated[list[str], AfterValidator(_two_classes),
+Classes = Annotated[list[str], AfterValidator(two_classes),
                     Field(description="exactly two distinct class names (the second is the "
                                       "positive class)")]
 
@@ -107,31 +111,6 @@ class Backbone(Section):
                                             "weights' own)")]
 
 
-class GenderData(Section):
-    source: Annotated[str, Field(min_length=1, description="a CSV (URL or local path) or a "
-                                                           "folder with a subfolder per class")]
-    images: Annotated[str, Field(description="the folder a local CSV's relative paths start "
-                                             "from")]
-    path_column: Text
-    label_column: Text
-    group_column: Annotated[str, Field(description="a column name, or \"\" for none")]
-    classes: Classes
-    per_class: Annotated[int | None, Field(ge=1, description="an integer >= 1 (the first N "
-                                                             "photos of each class), or null "
-                                                             "for all")]
-
-
-class KeypointData(Section):
-    csv: Annotated[str, Field(min_length=1, description="the path of the keypoints CSV")]
-    images: Annotated[str | None, Field(description="the folder (or base URL) of the images, "
-                                                    "or null for the CSV's folder")]
-
-
-class Data(Section):
-    gender: GenderData
-    keypoints: KeypointData
-
-
 class Faces(Section):
     align: Flag
     upsample: Upsample
@@ -146,23 +125,6 @@ class Download(Section):
     max_mb: Positive
 
 
-class PrepareGender(Section):
-    input_size: Annotated[int, whole(32, note="pixels")]
-    test_size: Share
-    balance: Flag
-
-
-class PrepareKeypoints(Section):
-    input_size: Annotated[int, whole(32, note="pixels")]
-    test_size: Share
-    flip: Flag
-
-
-class Prepare(Section):
-    gender: PrepareGender
-    keypoints: PrepareKeypoints
-
-
 class Features(Section):
     batch_size: Count
     precision: Precision
@@ -175,7 +137,9 @@ class Head(Section):
     folds: Annotated[int, whole(2)]
 
 
-class TrainGender(Section):
+class HeadTraining(Section):
+    """A head trained on cached features (the chapter's recipe)."""
+
     epochs: Count
     batch_size: Count
     learning_rate: Positive
@@ -184,19 +148,7 @@ class TrainGender(Section):
     precision: Precision
 
 
-Loss = Annotated[Literal["mae", "l1", "mse", "wing"], choice("mae", "l1", "mse", "wing")]
-
-
-class TrainKeypoints(TrainGender):
-    activation: Annotated[Literal["sigmoid", "linear"], choice("sigmoid", "linear")]
-    loss: Loss
-    wing_width: Positive
-    wing_epsilon: Positive
-
-
-class Train(Section):
-    gender: TrainGender
-    keypoints: TrainKeypoints
+Optimizer = Annotated[Literal["adamw", "adam"], choice("adamw", "adam")]
 
 
 class Augment(Section):
@@ -214,38 +166,6 @@ class Augment(Section):
     blur_sigma: Annotated[float, number(ge=0)]
     jpeg_p: Probability
     jpeg_quality_min: Annotated[int, whole(1, 100)]
-
-
-class FinetuneGender(Section):
-    enabled: Flag
-    unfreeze: Unfreeze
-    epochs: Count
-    batch_size: Count
-    learning_rate: Positive
-    warmup_epochs: Annotated[float, number(ge=0)]
-    patience: Annotated[int, whole(0, note="epochs without a better validation loss")]
-    val_size: Share
-    precision: Precision
-    optimizer: Optimizer
-    weight_decay: Annotated[float, number(ge=0, note="AdamW's decoupled weight decay")]
-    augment: Augment
-
-
-class Finetune(Section):
-    gender: FinetuneGender
-
-
-class OodGender(Section):
-    source: Annotated[str, Field(min_length=1, description="a local CSV or a folder with a "
-                                                           "subfolder per class")]
-    images: Annotated[str, Field(description="the folder a CSV's relative paths start from")]
-    path_column: Text
-    label_column: Text
-    group_column: Annotated[str, Field(description="a column name, or \"\" for none")]
-
-
-class Ood(Section):
-    gender: OodGender
 
 
 class Repeats(Section):
@@ -300,79 +220,6 @@ class Activations(Section):
     gradcam_alpha: Probability
 
 
-class KeypointCrop(Section):
-    input_size: Annotated[int, whole(32, note="pixels")]
-    margin: Annotated[float, number(ge=1, le=3, note="times the landmarks' square")]
-    calibration_images: Count
-
-
-class KeypointHead(Section):
-    type: Annotated[Literal["gdconv", "conv", "gap"], choice("gdconv", "conv", "gap")]
-    channels: Count
-    dropout: Dropout
-    epochs: Count
-    learning_rate: Positive
-    precision: Precision
-
-
-class KeypointFinetune(Section):
-    epochs: Annotated[int, whole(0, note="0: the head alone")]
-    unfreeze: Unfreeze
-    learning_rate: Positive
-    warmup_epochs: Annotated[float, number(ge=0)]
-    patience: Annotated[int, whole(0, note="epochs without a better validation loss")]
-    weight_decay: Annotated[float, number(ge=0, note="AdamW's decoupled weight decay")]
-    optimizer: Optimizer
-    precision: Precision
-
-
-Detector = Annotated[Literal["dlib", "none"], choice("dlib", "none")]
-
-
-class KeypointInference(Section):
-    detector: Detector
-    upsample: Upsample
-    passes: Count
-    flip_tta: Flag
-
-
-class Keypoints(Section):
-    recipe: Annotated[Literal["finetune", "chapter"], choice("finetune", "chapter")]
-    backbone: Annotated[str, Field(min_length=1, description="a name under backbones")]
-    crop: KeypointCrop
-    head: KeypointHead
-    finetune: KeypointFinetune
-    batch_size: Count
-    val_size: Share
-    loss: Loss
-    wing_width: Positive
-    wing_epsilon: Positive
-    augment: Augment
-    inference: KeypointInference
-
-
-class Params(Section):
-    """The whole of params.yaml."""
-
-    seed: Annotated[int, whole(0)]
-    backbone: Annotated[str, Field(min_length=1, description="a name under backbones")]
-    backbones: dict[str, Backbone]
-    data: Data
-    faces: Faces
-    download: Download
-    prepare: Prepare
-    features: Features
-    head: Head
-    train: Train
-    finetune: Finetune
-    ood: Ood
-    repeats: Repeats
-    evaluate: Evaluate
-    scratch: Scratch
-    activations: Activations
-    keypoints: Keypoints
-
-
 class ModelFile(BaseModel):
     """model.json: what inference needs is checked; other keys are the model's own notes."""
 
@@ -380,60 +227,6 @@ class ModelFile(BaseModel):
 
     input_size: Annotated[int, whole(1, note="pixels")]
     backbone: Text
-
-
-class NoFaceFit(Section):
-    validation_photos: Annotated[int, whole(0)]
-    faceless_pictures: Annotated[int, whole(0)]
-
-
-class NoFace(Section):
-    """The `none` group's own temperature (facetl.gender.no_face)."""
-
-    temperature: Annotated[float, number(gt=0)]
-    model_temperature: Annotated[float, number(gt=0)]
-    fitted_on: NoFaceFit
-
-
-class GenderModel(ModelFile):
-    task: Annotated[Literal["gender"], choice("gender")]
-    classes: Classes
-    faces: Annotated[Faces | None, Field(description="the face front end's settings")] = None
-    no_face: Annotated[NoFace | None, Field(description="the no-face group's calibration")] = None
-
-
-class KeypointChapterModel(ModelFile):
-    task: Annotated[Literal["keypoints"], choice("keypoints")]
-    recipe: Annotated[Literal["chapter"], choice("chapter", "finetune")] = "chapter"
-    val_mae_normalised: Annotated[float, number(ge=0)]
-
-
-class Calibration(Section):
-    dx: Annotated[float, number()]
-    dy: Annotated[float, number()]
-    ratio: Annotated[float, number(gt=0)]
-    fitted_on: Annotated[int, whole(0)]
-
-
-class Prior(Section):
-    cx: Annotated[float, number()]
-    cy: Annotated[float, number()]
-    side: Annotated[float, number(gt=0)]
-
-
-class KeypointFinetuneModel(ModelFile):
-    task: Annotated[Literal["keypoints"], choice("keypoints")]
-    recipe: Annotated[Literal["finetune"], choice("chapter", "finetune")]
-    head: Text
-    loss: Text
-    val_mae_crop: Annotated[float, number(ge=0)]
-    margin: Annotated[float, number(ge=1, le=3)]
-    detector: Detector
-    upsample: Upsample
-    passes: Count
-    flip_tta: Flag
-    calibration: Calibration
-    prior: Prior
 
 
 def show(value: Any) -> str:
@@ -494,7 +287,8 @@ def _closest(name: str, known: list[str]) -> str | None:
     return found[0] if found else None
 
 
-def _problem(root: type[BaseModel], data: dict, error: dict) -> tuple[str, str]:
+def _problem(root: type[BaseModel], data: dict, error: dict,
+             removed: Mapping[str, str]) -> tuple[str, str]:
     """(dotted key, 'key = value: what is expected') for one pydantic error."""
     loc = tuple(error["loc"])
     if error["type"] == "extra_forbidden":
@@ -503,8 +297,8 @@ def _problem(root: type[BaseModel], data: dict, error: dict) -> tuple[str, str]:
         value = show(_value(data, [*parts, str(loc[-1])])[1])
         if key in RENAMES:
             return key, f"{key} = {value}: renamed to {RENAMES[key]}"
-        if key in REMOVED:
-            return key, f"{key} = {value}: removed ({REMOVED[key]})"
+        if key in removed:
+            return key, f"{key} = {value}: removed ({removed[key]})"
         model = _model_of(node)
         known = list(model.model_fields) if model else []
         prefix = ".".join(parts)
@@ -529,9 +323,11 @@ def _problem(root: type[BaseModel], data: dict, error: dict) -> tuple[str, str]:
     return key, f"{key} = {show(value) if found else '(missing)'}: expected {expected}"
 
 
-def check(root: type[BaseModel], data: Any, where: str, fix: str = "") -> BaseModel:
+def check(root: type[BaseModel], data: Any, where: str, fix: str = "",
+          removed: Mapping[str, str] = REMOVED) -> BaseModel:
     """`data` validated by `root`; otherwise a FacetlError with one line per wrong key:
-    `<where>: <key> = <value>: expected <what>` (and `fix`, when given, on each)."""
+    `<where>: <key> = <value>: expected <what>` (and `fix`, when given, on each; `removed`:
+    settings that are gone, and why)."""
     try:
         return root.model_validate(data)
     except ValidationError as exc:
@@ -539,36 +335,111 @@ def check(root: type[BaseModel], data: Any, where: str, fix: str = "") -> BaseMo
         old_names = {new: old for old, new in RENAMES.items() if _value(data, old.split("."))[0]}
         lines: dict[str, str] = {}
         for error in exc.errors():
-            key, line = _problem(root, data, error)
+            key, line = _problem(root, data, error, removed)
             if error["type"] == "missing" and key in old_names:
                 continue  # its old name is there: the line for that one says the new name
             lines.setdefault(key, f"{where}: {line}{fix}")
         raise FacetlError("\n".join(lines.values())) from None
 
 
-def _names(params: Params) -> list[str]:
+@dataclass(frozen=True)
+class TaskSchema:
+    """What a task adds to the schema: its sections of params.yaml by dotted place (a stage
+    group's `<group>.<task>`, or its own top-level block `<task>`), the model.json schema a
+    saved model is checked by (chosen from the file's own keys), its settings that are gone,
+    and its settings that name a backbone."""
+
+    name: str
+    sections: Mapping[str, Any]
+    model_file: Callable[[dict], type[ModelFile]]
+    removed: Mapping[str, str] = field(default_factory=dict)
+    backbone_keys: tuple[str, ...] = ()
+
+
+def task_names() -> list[str]:
+    """The registered tasks: the facetl packages that hold a task.py (found on disk, not
+    imported, so a stage's check imports only its own task's schema)."""
+    root = Path(__file__).resolve().parents[1]
+    return sorted(folder.name for folder in root.iterdir() if (folder / "task.py").is_file())
+
+
+def task_schema(name: str) -> TaskSchema:
+    """Task `name`'s TaskSchema, from facetl.<name>.schema."""
+    if name not in task_names():
+        raise FacetlError(f"no task {name!r} (tasks: {', '.join(task_names())})")
+    return importlib.import_module(f"facetl.{name}.schema").SCHEMA
+
+
+# The top level of params.yaml in its order: shared sections, and (None) the groups named after
+# a stage that hold one section per task, `prepare.<task>`; a task's own block follows them.
+SHARED: dict[str, Any] = {
+    "seed": Annotated[int, whole(0)],
+    "backbone": Annotated[str, Field(min_length=1, description="a name under backbones")],
+    "backbones": dict[str, Backbone],
+    "data": None, "faces": Faces, "download": Download, "prepare": None, "features": Features,
+    "head": Head, "train": None, "finetune": None, "ood": None, "repeats": Repeats,
+    "evaluate": Evaluate, "scratch": Scratch, "activations": Activations,
+}
+TASK_GROUPS = tuple(key for key, kind in SHARED.items() if kind is None)
+
+
+def params_model(tasks: Iterable[TaskSchema]) -> type[Section]:
+    """The schema of params.yaml for `tasks`: the shared sections and theirs. A section of
+    another registered task is left to that task's check (its stages', or the whole-file one)."""
+    tasks = list(tasks)
+    others = [name for name in task_names() if name not in {task.name for task in tasks}]
+    unchecked = {name: (Any, None) for name in others}
+    groups: dict[str, dict[str, Any]] = {group: {} for group in TASK_GROUPS}
+    own: dict[str, Any] = {}
+    for task in tasks:
+        for place, kind in task.sections.items():
+            group, _, name = place.rpartition(".")
+            (groups[group] if group else own)[name] = (kind, ...)
+    fields: dict[str, Any] = {}
+    for key, kind in SHARED.items():
+        if kind is not None:
+            fields[key] = (kind, ...)
+        elif groups[key]:
+            model = create_model(key.capitalize(), __base__=Section, **groups[key], **unchecked)
+            fields[key] = (model, ...)
+        elif others:  # only other tasks' sections here
+            fields[key] = (create_model(key.capitalize(), __base__=Section, **unchecked), None)
+    return create_model("Params", __base__=Section, **fields, **own, **unchecked)
+
+
+def _names(params: BaseModel, tasks: Iterable[TaskSchema]) -> list[str]:
     """Problems between settings: backbone names that must be listed under backbones, and the
     weights files of the backbones in use."""
     problems = []
-    known = list(params.backbones)
-    for key, name in (("backbone", params.backbone), ("keypoints.backbone",
-                                                      params.keypoints.backbone)):
-        if name not in params.backbones:
+    backbones = params.backbones  # type: ignore[attr-defined]
+    known = list(backbones)
+    keys = ["backbone", *(key for task in tasks for key in task.backbone_keys)]
+    for key in keys:
+        name = _value(params.model_dump(), key.split("."))[1]
+        if name not in backbones:
             near = _closest(name, known)
             problems.append(f"{key} = {show(name)}: expected a name under backbones"
                             + (f"; did you mean {near}?" if near else f" ({', '.join(known)})"))
             continue
-        weights = params.backbones[name].weights
+        weights = backbones[name].weights
         if weights is not None and weights not in WEIGHTS_WORDS and not Path(weights).is_file():
             problems.append(f"backbones.{name}.weights = {show(weights)}: expected imagenet, "
                             "none, or the path of a weights file (no such file)")
     return list(dict.fromkeys(problems))
 
 
-def validate_params(params: Any, where: str = "params.yaml") -> Params:
-    """The whole params.yaml checked, or a FacetlError with one line per mistake."""
-    settings = check(Params, params, where)
-    problems = _names(settings)
+def removed_settings(tasks: Iterable[TaskSchema]) -> dict[str, str]:
+    """Settings that are gone, shared and `tasks`' own, each with why."""
+    return REMOVED | {key: why for task in tasks for key, why in task.removed.items()}
+
+
+def validate_params(params: Any, where: str = "params.yaml",
+                    tasks: Iterable[TaskSchema] | None = None) -> BaseModel:
+    """params.yaml checked: the shared settings and those of `tasks` (every registered task
+    when None: the whole file), or a FacetlError with one line per mistake."""
+    tasks = [task_schema(name) for name in task_names()] if tasks is None else list(tasks)
+    settings = check(params_model(tasks), params, where, removed=removed_settings(tasks))
+    problems = _names(settings, tasks)
     if problems:
         raise FacetlError("\n".join(f"{where}: {line}" for line in problems))
     return settings
@@ -594,15 +465,11 @@ def renamed(data: dict) -> dict:
 
 def validate_model_file(meta: Any, where: str, task: str, made_by: str = "dvc repro") -> dict:
     """A `task` model's model.json read through RENAMES and checked against what inference
-    needs of it; returns the renamed dict, or raises one line per problem (`made_by`: the
-    command that retrains it)."""
+    needs of it (the task's own model-file schema); returns the renamed dict, or raises one
+    line per problem (`made_by`: the command that retrains it)."""
     fix = f"; retrain the model with `{made_by}`"
     if not isinstance(meta, dict):
         raise FacetlError(f"{where}: expected a JSON object{fix}")
     meta = renamed(meta)
-    if task == "keypoints":
-        kind = KeypointFinetuneModel if meta.get("recipe") == "finetune" else KeypointChapterModel
-    else:
-        kind = GenderModel
-    check(kind, meta, where, fix)
+    check(task_schema(task).model_file(meta), meta, where, fix)
     return meta

@@ -20,7 +20,8 @@ import numpy as np
 from keras import layers
 
 from facetl.core.errors import FacetlError
-from facetl.keypoints.config import HEADS
+
+HEADS = ("conv", "gdconv", "gap")  # keypoints.head.type
 
 
 def keypoint_head(feature_shape: tuple[int, ...], kind: str, channels: int, dropout: float,

@@ -33,7 +33,7 @@ from facetl.data.download import read_manifest
 from facetl.data.images import ImageDecodeError, read_image
 from facetl.data.prepare import STAGING, decode_to_staging, write_images
 from facetl.data.splits import holdout_mask
-from facetl.keypoints.config import recipe, settings
+from facetl.keypoints.config import keypoint_params, recipe
 from facetl.keypoints.crops import (
     box_from_points,
     crop_image,
@@ -183,7 +183,7 @@ def main() -> None:
     params = load_params()
     cfg = lookup(params, "prepare.keypoints")
     if recipe(params) == "finetune":
-        kp = settings(params)
+        kp = keypoint_params(params)
         index = prepare_crops(read_manifest(paths.raw_dir(TASK)), paths.raw_dir(TASK),
                               paths.prepared_dir(TASK), kp["crop"]["input_size"],
                               float(kp["crop"]["margin"]), cfg["test_size"], lookup(params, "seed"),

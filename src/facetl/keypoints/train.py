@@ -28,7 +28,7 @@ from facetl.core.errors import FacetlError
 from facetl.core.params import load_params, lookup
 from facetl.core.plots import training_curves
 from facetl.data.splits import carve_validation, load_split
-from facetl.keypoints.config import backbone_name, inference_settings, recipe, settings
+from facetl.keypoints.config import backbone_name, inference_meta, keypoint_params, recipe
 from facetl.keypoints.heads import keypoint_head
 from facetl.keypoints.layout import MIRROR, POINTS
 from facetl.keypoints.losses import keypoint_loss
@@ -114,7 +114,7 @@ def point_augmenter(settings_: AugmentSettings, size: int):
 
 
 def train_finetune(params: dict[str, Any]) -> None:
-    cfg = settings(params)
+    cfg = keypoint_params(params)
     name = backbone_name(params)
     seed = lookup(params, "seed")
     keras.utils.set_random_seed(seed)
@@ -173,7 +173,7 @@ def train_finetune(params: dict[str, Any]) -> None:
         "precision": precision,
         "head_epochs": len(head_history.history["loss"]), "finetune_epochs": epochs_run,
         "val_mae_crop": round(val_mae, 6)}
-        | inference_settings(cfg) | {"calibration": without_counts(boxes["calibration"]),
+        | inference_meta(cfg) | {"calibration": without_counts(boxes["calibration"]),
                                      "prior": boxes["prior"]})
     print(f"train {TASK} (finetune): {head_cfg['type']} head {len(head_history.history['loss'])}"
           f" epochs, then {len(unfrozen)} backbone layers for {epochs_run} epochs; validation "

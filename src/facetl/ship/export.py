@@ -24,9 +24,8 @@ import yaml
 
 from facetl.core.atomic import atomic_path
 from facetl.core.errors import FacetlError
-from facetl.keypoints.predict import PIPELINE
+from facetl.core.tasks import task as registered
 from facetl.models.backbones import Preprocess
-from facetl.models.calibration import temperature_layers
 from facetl.models.export import load_task_model
 from facetl.ship.card import model_card
 from facetl.ship.runtime import FILES, export_command, open_network, optional
@@ -36,7 +35,6 @@ KERAS_FORMATS = {"onnx": "onnx", "saved_model": "tf_saved_model", "litert": "lit
 NEEDS = {"onnx": [("tf2onnx", "tf2onnx"), ("onnxruntime", "ONNX Runtime")],
          "saved_model": [],
          "litert": [("ai_edge_litert.interpreter", "LiteRT (ai-edge-litert)")]}
-MADE_BY = {"gender": "dvc repro", "keypoints": PIPELINE}
 TOLERANCE = 1e-4  # float32 files: the exported network's outputs within this of Keras'
 PROBES = 8
 PREPROCESSING = {  # what each backbone's Preprocess layer does, inside the exported graph
@@ -45,8 +43,6 @@ PREPROCESSING = {  # what each backbone's Preprocess layer does, inside the expo
     "torch": "(x / 255 - ImageNet mean) / ImageNet std, per channel",
     "raw": "none: the network takes pixels as they are",
 }
-KEYPOINT_SETTINGS = ("recipe", "points", "units", "margin", "detector", "upsample", "passes",
-                     "flip_tta", "calibration", "prior")
 
 
 def all_layers(layer: keras.layers.Layer) -> Iterator[keras.layers.Layer]:
@@ -128,15 +124,15 @@ def build_manifest(task: str, fmt: str, written: Path, command: str, models_root
                    model: keras.Model, meta: dict, trained: list[str],
                    difference: float) -> dict[str, Any]:
     """Everything a caller needs beside the file (`written`: the folder holding it)."""
-    size = model.input_shape[1]
-    layers = temperature_layers(model)
+    size, kind = model.input_shape[1], registered(task)
     preprocess = next((layer.mode for layer in all_layers(model)
                        if isinstance(layer, Preprocess)), None)
     manifest: dict[str, Any] = {
         "task": task, "format": fmt, "file": FILES[fmt],
         "input": {"shape": list(model.input_shape), "dtype": "float32",
                   "layout": "NHWC"} | file_facts(fmt, written),
-        "caller_feeds": caller_feeds(task, meta, size),
+        "caller_feeds": f"{kind.caller_feeds(meta)}, resized to {size} x {size}, RGB pixels "
+                        f"0-255 as float32, (N, {size}, {size}, 3)",
         "preprocessing": {
             "in_graph": preprocess,
             "in_graph_does": PREPROCESSING.get(preprocess),
@@ -144,7 +140,7 @@ def build_manifest(task: str, fmt: str, written: Path, command: str, models_root
                       "INTER_AREA when shrinking both sides, else INTER_LINEAR",
             "pixels": "RGB, 0-255, as float32"},
         "input_size": size,
-        "output": {"shape": list(model.output_shape), "meaning": output_meaning(task, meta)},
+        "output": {"shape": list(model.output_shape), "meaning": kind.output_meaning(meta)},
         "precision": {"keras_model": trained, "exported": "float32"},
         "check": {"inputs": f"{PROBES} synthetic images (noise and gradients)",
                   "max_abs_difference": difference, "tolerance": TOLERANCE},
@@ -155,40 +151,7 @@ def build_manifest(task: str, fmt: str, written: Path, command: str, models_root
                     "keras": keras.__version__, **converters(fmt),
                     **git_state(models_root.parent)},
     }
-    if task == "gender":
-        manifest |= {
-            "classes": meta["classes"], "positive_class": meta["classes"][1], "threshold": 0.5,
-            "calibration": {"temperature": float(np.prod([t.temperature for t in layers])),
-                            "temperature_layers": [t.temperature for t in layers],
-                            "in_graph": True,
-                            # outside the file: facetl applies it where it finds no face
-                            "no_face": meta.get("no_face")},
-            "faces": meta.get("faces", {"align": False})}
-    else:
-        manifest["keypoints"] = {key: meta[key] for key in KEYPOINT_SETTINGS if key in meta}
-    return manifest
-
-
-def caller_feeds(task: str, meta: dict, size: int) -> str:
-    if task == "gender":
-        source = ("the face crop facetl's front end cuts (settings in `faces`: dlib HOG "
-                  "detection, 5-point alignment)" if meta.get("faces", {}).get("align")
-                  else "the whole photo")
-    elif meta.get("recipe") == "finetune":
-        source = ("a square face crop (box from dlib's HOG detector mapped by "
-                  "`keypoints.calibration`, or `keypoints.prior` where it finds none, widened "
-                  "by `keypoints.margin`; each later pass crops around the previous points)")
-    else:
-        source = "the whole photo"
-    return f"{source}, resized to {size} x {size}, RGB pixels 0-255 as float32, (N, {size}, " \
-           f"{size}, 3)"
-
-
-def output_meaning(task: str, meta: dict) -> str:
-    if task == "gender":
-        return (f"the calibrated probability of `{meta['classes'][1]}`; "
-                f"`{meta['classes'][0]}` below 0.5")
-    return f"x0, y0, ..., x67, y67: {meta['units']}"
+    return manifest | kind.manifest(meta, model)
 
 
 def file_facts(fmt: str, folder: Path) -> dict[str, Any]:
@@ -219,7 +182,7 @@ def export(task: str, fmt: str, out: Path, models_root: Path = Path("models")) -
                           f"{keras.backend.backend()}): run it without KERAS_BACKEND")
     for module, what in NEEDS[fmt]:
         optional(module, what)
-    model, meta = load_task_model(task, models_root, MADE_BY[task])
+    model, meta = load_task_model(task, models_root, registered(task).made_by)
     trained = policies(model)
     model = in_float32(model)
     probes = probe_images(model.input_shape[1:])
