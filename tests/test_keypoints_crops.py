@@ -10,7 +10,7 @@ from facetl.keypoints.crops import (
     DetectorCalibration,
     box_from_points,
     crop_image,
-    fit_calibration,
+    fit_detector_calibration,
     fit_prior,
     from_crop,
     landmark_square,
@@ -142,11 +142,11 @@ def test_detector_calibration_recovers_offsets_and_inverts():
     centre = squares[:, :2] - np.column_stack([0.02 * side, 0.15 * side])
     detections = [(cx - s / 2, cy - s / 2, cx + s / 2, cy + s / 2)
                   for (cx, cy), s in zip(centre, side, strict=True)]
-    calibration = fit_calibration(detections, squares)
+    calibration = fit_detector_calibration(detections, squares)
     assert (calibration.dx, calibration.dy, calibration.ratio) == pytest.approx((0.02, 0.15, 1.1))
     np.testing.assert_allclose(calibration.square(detections[0]), squares[0], atol=1e-9)
     np.testing.assert_allclose(calibration.detection(squares[0]), detections[0], atol=1e-9)
-    assert fit_calibration(detections[:2], squares[:2]) == DetectorCalibration(fitted_on=2)
+    assert fit_detector_calibration(detections[:2], squares[:2]) == DetectorCalibration(fitted_on=2)
 
 
 def test_no_face_found_falls_back_to_the_prior_box():

@@ -111,8 +111,8 @@ class DetectorCalibration:
         return asdict(self)
 
 
-def fit_calibration(detections: list[tuple[float, float, float, float]],
-                    squares: np.ndarray, minimum: int = 5) -> DetectorCalibration:
+def fit_detector_calibration(detections: list[tuple[float, float, float, float]],
+                             squares: np.ndarray, minimum: int = 5) -> DetectorCalibration:
     """Median offsets and side ratio of landmark squares against their detector boxes; the
     identity where fewer than `minimum` faces were detected."""
     if len(detections) < minimum:

@@ -37,7 +37,7 @@ from facetl.keypoints.config import keypoint_params, recipe
 from facetl.keypoints.crops import (
     box_from_points,
     crop_image,
-    fit_calibration,
+    fit_detector_calibration,
     fit_prior,
     landmark_square,
     to_crop,
@@ -120,8 +120,8 @@ def usable_rows(manifest: pd.DataFrame, raw_dir: Path) -> pd.DataFrame:
     return ok.astype(dict.fromkeys(COORDINATE_COLUMNS, "float64")).copy()  # copy: one block
 
 
-def calibrate(index: pd.DataFrame, raw_dir: Path, rows: np.ndarray, detector: str,
-              upsample: int) -> dict:
+def calibrate_detector(index: pd.DataFrame, raw_dir: Path, rows: np.ndarray, detector: str,
+                       upsample: int) -> dict:
     """dlib's detector on the training images `rows`: the median mapping from its box to the
     landmarks' square (identity when it is off or finds too few faces)."""
     detections, squares = [], []
@@ -131,7 +131,7 @@ def calibrate(index: pd.DataFrame, raw_dir: Path, rows: np.ndarray, detector: st
             if found is not None:
                 detections.append(found)
                 squares.append(landmark_square(pixel_points(index.iloc[[i]]))[0])
-    return fit_calibration(detections, np.array(squares).reshape(-1, 3)).as_dict() | {
+    return fit_detector_calibration(detections, np.array(squares).reshape(-1, 3)).as_dict() | {
         "tried": len(rows) if detector == "dlib" else 0}
 
 
@@ -171,7 +171,7 @@ def prepare_crops(manifest: pd.DataFrame, raw_dir: Path, out_dir: Path, size: in
         sample = np.sort(np.random.default_rng(seed).permutation(train)[:calibration_images])
         write_json(tmp / "boxes.json", {
             "margin": margin, "detector": detector, "upsample": upsample,
-            "calibration": calibrate(index, raw_dir, sample, detector, upsample),
+            "calibration": calibrate_detector(index, raw_dir, sample, detector, upsample),
             "prior": fit_prior(landmark_square(pixel_points(index.iloc[train])),
                                index[["width", "height"]].to_numpy()[train])})
         write_images(staging, index["staging"].to_numpy(), tmp)

@@ -105,7 +105,7 @@ class KeypointChapterModel(ModelFile):
     val_mae_normalised: Annotated[float, number(ge=0)]
 
 
-class Calibration(Section):
+class DetectorCalibration(Section):
     """The mapping from dlib's face box to the landmarks' square (keypoints/locate.py)."""
 
     dx: Annotated[float, number()]
@@ -131,7 +131,7 @@ class KeypointFinetuneModel(ModelFile):
     upsample: Upsample
     passes: Count
     flip_tta: Flag
-    calibration: Calibration
+    calibration: DetectorCalibration
     prior: Prior
 
 
