@@ -67,6 +67,15 @@ def test_metrics_file_has_the_promised_figures(run):
     assert per_image["dlib_nme"].mean() == pytest.approx(metrics["dlib_nme"], abs=1e-4)
 
 
+def test_the_head_reports_its_speed_and_is_saved_as_the_chapters_conv(run):
+    work, _ = run
+    speed = json.loads((work / "metrics/train_keypoints.json").read_text())["speed"]
+    assert list(speed) == ["head"] and speed["head"]["gflop_per_s"] > 0
+    head = load_model(work / "models/keypoints/head.keras")
+    assert {type(layer).__name__ for layer in head.layers} >= {"Conv2D"}
+    assert "PatchConv2D" not in {type(layer).__name__ for layer in head.layers}
+
+
 def test_features_cover_the_mirrored_copies(run):
     work, _ = run
     index = pd.read_csv(work / "data/prepared/keypoints/index.csv")
