@@ -62,7 +62,7 @@ class Network:
 def memmap(tmp: Path, name: str, shape: tuple[int, ...], rows: int, dtype: str,
            scale: float) -> np.ndarray:
     """Random inputs written to a .npy and opened as the stages open theirs (mmap_mode="r")."""
-    path = tmp / f"{name}.npy"
+    path = tmp / f"{name}-{rows}.npy"
     if not path.is_file():
         out = np.lib.format.open_memmap(path, "w+", dtype, (rows, *shape))
         rng = np.random.default_rng(0)
