@@ -22,13 +22,8 @@ from benchmarks.real_experiments import EXPERIMENTS
 from benchmarks.results import RESULTS
 from benchmarks.workspace import REPO
 from facetl.core.errors import FacetlError
-from facetl.core.schema import (
-    RENAMES,
-    removed_settings,
-    task_names,
-    task_schema,
-    validate_params,
-)
+from facetl.core.schema import RENAMES, removed_settings, task_schema, validate_params
+from facetl.core.tasks import task_names
 from tests.test_docs_tables import tables
 
 PAGES = tables.pages()

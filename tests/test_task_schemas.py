@@ -14,7 +14,8 @@ from dvc.repo import Repo
 
 from benchmarks.workspace import REPO, set_params
 from facetl.core.errors import FacetlError
-from facetl.core.schema import task_names, task_schema, validate_params
+from facetl.core.schema import task_schema, validate_params
+from facetl.core.tasks import task_names
 from tests.dvc_project import PIPELINES, placeholder_project
 
 REAL = yaml.safe_load((REPO / "params.yaml").read_text())

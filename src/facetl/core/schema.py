@@ -31,6 +31,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from facetl.core.errors import FacetlError
+from facetl.core.tasks import task_names
 
 # Old dotted name -> new: read old model.json files and old experiments' params through it.
 RENAMES = {"faces.size": "faces.crop_size"}  # DVC's run cache ignores leaves named `size`
@@ -74,7 +75,7 @@ def choice(*names: str) -> Any:
     return Field(description=f"one of {', '.join(names)}")
 
 
-def two_classes(names: list[str]) -> list[str]:
+def _two_classes(names: list[str]) -> list[str]:
     if len(names) != 2 or len({name.strip().lower() for name in names}) != 2 or not all(
             name.strip() for name in names):
         raise ValueError("exactly two distinct class names (the second is the positive class)")
@@ -92,7 +93,7 @@ Unfreeze = Annotated[int, whole(-1, note="-1: all layers but BatchNorm")]
 Upsample = Annotated[int, whole(0, 3, note="HOG doubles the photo that many times")]
 Precision = Annotated[Literal["auto", "float32", "bfloat16", "float16"],
                       choice("auto", "float32", "bfloat16", "float16")]
-Classes = Annotated[list[str], AfterValidator(two_classes),
+Classes = Annotated[list[str], AfterValidator(_two_classes),
                     Field(description="exactly two distinct class names (the second is the "
                                       "positive class)")]
 
@@ -354,13 +355,6 @@ class TaskSchema:
     model_file: Callable[[dict], type[ModelFile]]
     removed: Mapping[str, str] = field(default_factory=dict)
     backbone_keys: tuple[str, ...] = ()
-
-
-def task_names() -> list[str]:
-    """The registered tasks: the facetl packages that hold a task.py (found on disk, not
-    imported, so a stage's check imports only its own task's schema)."""
-    root = Path(__file__).resolve().parents[1]
-    return sorted(folder.name for folder in root.iterdir() if (folder / "task.py").is_file())
 
 
 def task_schema(name: str) -> TaskSchema:

@@ -1,6 +1,7 @@
 """The task registry: what the layers that serve every task (ship, predict, serve, cli) ask of
 one. A task is a facetl package with a task.py whose `TASK` is a `Task`, and a schema.py with
-its settings (core/schema.py): a third task adds a package and touches nothing else."""
+its settings (a core.schema.TaskSchema): a third task adds a package and touches nothing
+else. Nothing here imports a task until asked for it by name."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from facetl.core.schema import task_names
+ROOT = Path(__file__).resolve().parents[1]  # src/facetl
+
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,13 @@ class Task:
     source_param: tuple[str, str]  # (param group, key): where its training source is named
     measured: Callable[[Path], list[str]]  # the card's lines, read from its metrics files
     limits: Callable[[dict], list[str]]  # the card's lines on what the manifest says of it
+    options: tuple[str, ...] = ()  # facetl predict's options its `predict` takes
+
+
+def task_names() -> list[str]:
+    """The registered tasks: the facetl packages that hold a task.py (found on disk, not
+    imported, so a stage's check imports only its own task's schema)."""
+    return sorted(folder.name for folder in ROOT.iterdir() if (folder / "task.py").is_file())
 
 
 def task(name: str) -> Task:

@@ -105,4 +105,4 @@ def limits(manifest: dict[str, Any]) -> list[str]:
 TASK = Task(name="gender", made_by="dvc repro", load=load_gender, predict=predict_gender,
             manifest=manifest, caller_feeds=caller_feeds, output_meaning=output_meaning,
             use=USE, data_terms=DATA_TERMS, source_param=("data.gender", "source"),
-            measured=measured, limits=limits)
+            measured=measured, limits=limits, options=("min_confidence", "all_faces"))
