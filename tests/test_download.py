@@ -157,7 +157,7 @@ def test_permanent_errors_are_not_retried(server, tmp_path):
 
 def test_an_unreachable_source_csv_says_how_to_use_local_data(server):
     with pytest.raises(FacetlError) as caught:
-        fetch_text(server.url("/missing.csv"), FAST)
+        fetch_text(server.url("/missing.csv"), FAST, "data.gender.source")
     message = str(caught.value)
     assert server.url("/missing.csv") in message and "http_404" in message
     assert "data.gender.source=" in message and "weights=" in message

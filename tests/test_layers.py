@@ -65,7 +65,6 @@ TASK_WORD = re.compile(r"gender|keypoint", re.IGNORECASE)
 # when one can go), and no other file may join it.
 NOT_YET = {
     "report/report.py": "the comparison table's columns are the gender experiment's",
-    "data/download.py": "its error for an unreachable source suggests data.gender.source",
     "models/precision.py": "the keypoint head's precision rule is keyed by its layer name",
     "predict.py": "its options (--min-confidence, --overlay) are per task",
     "serve.py": "its query options are per task",

@@ -46,7 +46,7 @@ def test_url_csv_in_the_chapters_format(server):
     server.routes["/gender.csv"] = Route(CHAPTER_CSV, content_type="text/csv")
     policy = FetchPolicy(timeout_s=0.3, retries=0)
     rows = load_rows(config(server.url("/gender.csv"), per_class=2),
-                     lambda url: fetch_text(url, policy))
+                     lambda url: fetch_text(url, policy, "data.gender.source"))
     # unsure and empty URLs dropped, labels normalised, the first two of each class in CSV order
     assert rows["source"].tolist() == [f"http://img.example/{c}.jpg" for c in "acdg"]
     assert rows["label"].tolist() == ["male", "female", "male", "female"]

@@ -164,14 +164,15 @@ def read_local(path: str, policy: FetchPolicy) -> bytes:
     return file.read_bytes()
 
 
-def fetch_text(url: str, policy: FetchPolicy) -> bytes:
-    """Fetch a source CSV; failing here means the whole source is unreachable."""
+def fetch_text(url: str, policy: FetchPolicy, source_param: str) -> bytes:
+    """Fetch a source CSV; failing here means the whole source is unreachable, and the error
+    says how to point `source_param` (the dotted param naming it) at local data instead."""
     try:
         return fetch_with_retries(url, dataclasses.replace(policy, max_bytes=512 * 2**20))
     except FetchError as exc:
         raise FacetlError(
             f"cannot fetch the data source {url} ({exc.status}: {exc.detail}). Offline? Point "
-            "the pipeline at local data: `dvc exp run -S data.gender.source=PATH` with a CSV of "
+            f"the pipeline at local data: `dvc exp run -S {source_param}=PATH` with a CSV of "
             "file paths or a folder per class, and local weights with "
             "`-S backbones.<name>.weights=FILE` (or `none`); README, \"First run\"."
         ) from exc

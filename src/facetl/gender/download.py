@@ -59,7 +59,7 @@ def main() -> None:
     params = load_params()
     cfg = lookup(params, f"data.{TASK}")
     policy = fetch_policy(lookup(params, "download.max_mb"))
-    rows = source_rows(cfg, lambda url: fetch_text(url, policy))
+    rows = source_rows(cfg, lambda url: fetch_text(url, policy, f"data.{TASK}.source"))
     selected = select_rows(rows, class_names(cfg), cfg.get("per_class"))
     counts = selection_counts(rows, selected, class_names(cfg))
     for line in selection_lines(counts, rows, cfg.get("per_class")):
