@@ -94,3 +94,12 @@ def test_a_stage_still_names_a_misspelt_key_of_its_own_and_of_the_shared_setting
     assert "params.yaml: prepare.gendr = " in str(caught.value)
     assert "did you mean prepare.gender?" in str(caught.value)
     assert "params.yaml: sed = 42: not a setting; did you mean seed?" in str(caught.value)
+
+
+def test_each_registered_task_has_its_schema_and_its_task_object() -> None:
+    from facetl.core.tasks import task
+
+    assert task_names() == ["gender", "keypoints"]  # found on disk: a package with a task.py
+    for name in task_names():
+        assert task_schema(name).name == task(name).name == name
+        assert all(place.rpartition(".")[2] == name for place in task_schema(name).sections)
