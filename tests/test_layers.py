@@ -125,3 +125,14 @@ def test_the_task_check_sees_code_and_skips_prose(tmp_path: Path) -> None:
                       '    """keypoints."""\n'
                       '    return task == "gender" or MADE_BY.keypoints\n')
     assert sorted(task_words(module)) == ["facetl.keypoints.predict", "gender", "keypoints"]
+
+
+def test_a_task_package_never_imports_another() -> None:
+    from facetl.core.tasks import task_names
+
+    for name in task_names():
+        for file in sorted((SRC / name).glob("*.py")):
+            others = [module for module, _ in imports(file)
+                      if module.split(".")[:2] in ([["facetl", other] for other in task_names()
+                                                    if other != name])]
+            assert others == [], f"{file.relative_to(SRC)} imports another task: {others}"
