@@ -10,9 +10,16 @@ difference, each form's accuracy on the CelebA test split, paired photo by photo
 McNemar), and each form's seconds.
 
     PYTHONPATH=. python benchmarks/patch_equivalence.py WORKSPACE [--seeds 42 1 2]
-        [--epochs 10] [--results-dir DIR]
+        [--epochs 10] [--control] [--results-dir DIR]
 
-Records benchmarks/results/patch_equivalence.json, one entry per `seed<N>-epochs<E>`.
+`--control` measures what rounding alone does: the training form twice, the second time with
+the feature scale moved by one part in a million (a few float32 roundings), the same pairing.
+Adam turns rounding-level differences in near-zero gradients into full-size steps, so two runs
+of one computation part ways too; a difference between the forms means something only beyond
+this one.
+
+Records benchmarks/results/patch_equivalence.json, one entry per `seed<N>-epochs<E>`
+(`-control` after it for the control).
 """
 
 from __future__ import annotations
@@ -38,11 +45,14 @@ from facetl.report.compare import discordant_counts, mcnemar_exact
 
 
 def trained(patches: bool, features: np.ndarray, targets: np.ndarray, fit_rows: np.ndarray,
-            val_rows: np.ndarray, cfg: dict, blocks: int, seed: int) -> dict:
-    """One head, trained as the stage trains it; its curves, weights and test answers."""
+            val_rows: np.ndarray, cfg: dict, blocks: int, seed: int,
+            nudge: float = 1.0) -> dict:
+    """One head, trained as the stage trains it (its feature scale times `nudge`); its curves,
+    weights and test answers."""
     keras.utils.set_random_seed(seed)
     head = chapter_head(features.shape[1:], blocks, 1, "sigmoid",
-                        feature_max(features, fit_rows), cfg["dropout"], patches=patches)
+                        feature_max(features, fit_rows) * nudge, cfg["dropout"],
+                        patches=patches)
     meter = SpeedMeter()
     start = time.perf_counter()
     history = fit(head, features, targets, fit_rows, val_rows,
@@ -57,6 +67,7 @@ def main() -> None:
     parser.add_argument("workspace", type=Path)
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 1, 2])
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--control", action="store_true")
     add_results_dir(parser)
     args = parser.parse_args()
     results_dir = args.results_dir.resolve()
@@ -70,15 +81,19 @@ def main() -> None:
     labels = targets[np.sort(test)] == 1
     for seed in args.seeds:
         fit_rows, val_rows = carve_validation(index, train, cfg["val_size"], seed)
-        runs = {form: trained(form == "patches", features, targets, fit_rows, val_rows, cfg,
-                              get_spec(name).head_blocks, seed)
-                for form in ("conv2d", "patches")}
+        forms = {"conv2d": (False, 1.0), "patches": (True, 1.0)}
+        if args.control:  # the first form is then the training form itself, nudged
+            forms = {"conv2d": (True, 1.0 + 1e-6), "patches": (True, 1.0)}
+        runs = {form: trained(patches, features, targets, fit_rows, val_rows, cfg,
+                              get_spec(name).head_blocks, seed, nudge)
+                for form, (patches, nudge) in forms.items()}
         right = {form: (run["head"].predict(test_x, verbose=0)[:, 0] >= 0.5) == labels
                  for form, run in runs.items()}
         only_conv, only_patches = discordant_counts(right["conv2d"], right["patches"])
         weights = zip(runs["conv2d"]["head"].get_weights(), runs["patches"]["head"].get_weights(),
                       strict=True)
         figures = {
+            "first": "patches, feature scale x (1 + 1e-6)" if args.control else "conv2d",
             "backbone": name, "epochs": args.epochs, "batch_size": cfg["batch_size"],
             "test_photos": int(len(labels)),
             "loss": {form: run["history"]["loss"] for form, run in runs.items()},
@@ -90,8 +105,8 @@ def main() -> None:
             "seconds": {form: round(run["seconds"], 1) for form, run in runs.items()},
             "share_of_peak": {form: run["speed"]["share_of_peak"] for form, run in runs.items()}}
         print(seed, figures, flush=True)
-        path = record("patch_equivalence", f"seed{seed}-epochs{args.epochs}", figures,
-                      results_dir)
+        key = f"seed{seed}-epochs{args.epochs}" + ("-control" if args.control else "")
+        path = record("patch_equivalence", key, figures, results_dir)
     print(f"recorded in {path}")
 
 
