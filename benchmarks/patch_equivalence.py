@@ -18,8 +18,13 @@ Adam turns rounding-level differences in near-zero gradients into full-size step
 of one computation part ways too; a difference between the forms means something only beyond
 this one.
 
+`--trace STEPS` follows the first STEPS Adam steps of both forms batch by batch (the stage's
+first batches, from the same weights), with the chapter's dropout and without: the relative
+difference of each step's loss, and of the weights after, says whether the forms compute the
+same (rounding-level at first, then growing) or not (apart from the first step).
+
 Records benchmarks/results/patch_equivalence.json, one entry per `seed<N>-epochs<E>`
-(`-control` after it for the control).
+(`-control` after it for the control), or `seed<N>-trace<STEPS>`.
 """
 
 from __future__ import annotations
@@ -62,12 +67,34 @@ def trained(patches: bool, features: np.ndarray, targets: np.ndarray, fit_rows: 
             "seconds": time.perf_counter() - start, "speed": meter.figures()}
 
 
+def trace(features: np.ndarray, targets: np.ndarray, fit_rows: np.ndarray, blocks: int,
+          seed: int, steps: int, dropout: float) -> dict:
+    """Both forms, `steps` Adam steps on the same batches: losses side by side."""
+    order = np.random.default_rng(seed).permutation(fit_rows)
+    scale = feature_max(features, fit_rows)
+    losses, weights = {}, {}
+    for form in ("conv2d", "patches"):
+        keras.utils.set_random_seed(seed)
+        head = chapter_head(features.shape[1:], blocks, 1, "sigmoid", scale, dropout,
+                            patches=form == "patches")
+        head.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy")
+        losses[form] = np.array([float(head.train_on_batch(
+            np.asarray(features[rows], dtype="float32"), targets[rows]))
+            for rows in (np.sort(order[s * 16:(s + 1) * 16]) for s in range(steps))])
+        weights[form] = head.get_weights()
+    relative = np.abs(losses["conv2d"] - losses["patches"]) / np.abs(losses["conv2d"])
+    return {"dropout": dropout, "loss_relative_difference": [float(r) for r in relative],
+            "max_weight_difference": float(max(np.max(np.abs(a - b)) for a, b in zip(
+                weights["conv2d"], weights["patches"], strict=True)))}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("workspace", type=Path)
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 1, 2])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--control", action="store_true")
+    parser.add_argument("--trace", type=int, default=0, metavar="STEPS")
     add_results_dir(parser)
     args = parser.parse_args()
     results_dir = args.results_dir.resolve()
@@ -81,6 +108,14 @@ def main() -> None:
     labels = targets[np.sort(test)] == 1
     for seed in args.seeds:
         fit_rows, val_rows = carve_validation(index, train, cfg["val_size"], seed)
+        if args.trace:
+            figures = {"steps": args.trace, "batch_size": 16, "traces": [
+                trace(features, targets, fit_rows, get_spec(name).head_blocks, seed, args.trace,
+                      dropout) for dropout in (cfg["dropout"], 0.0)]}
+            print(seed, figures, flush=True)
+            path = record("patch_equivalence", f"seed{seed}-trace{args.trace}", figures,
+                          results_dir)
+            continue
         forms = {"conv2d": (False, 1.0), "patches": (True, 1.0)}
         if args.control:  # the first form is then the training form itself, nudged
             forms = {"conv2d": (True, 1.0 + 1e-6), "patches": (True, 1.0)}
