@@ -369,6 +369,70 @@ def export_parity_table(results: Callable[[str], dict]) -> str:
             f"{provenance(list(entries.values()))}.\n")
 
 
+FACE_NETWORK_COMMAND = "PYTHONPATH=. python benchmarks/face_network.py WORKSPACE"
+
+
+def face_network_table(results: Callable[[str], dict]) -> str:
+    """dlib's face network in Keras against dlib's descriptor: parity, speed, the route."""
+    entries = results("face_network")
+    if not entries:
+        return f"{NOT_MEASURED}: run `{FACE_NETWORK_COMMAND}`.\n"
+    f = entries["celeba_and_web"]["figures"]
+    lines = ["| chips | precision | photos | lowest cosine | 1st percentile | largest "
+             "\\|difference\\| |", "|---|---|---|---|---|---|"]
+    for key, chips, precision in (("parity_celeba_float32", "CelebA", "float32"),
+                                  ("parity_celeba_bfloat16", "CelebA", "bfloat16"),
+                                  ("parity_web_float32", "gender_web", "float32")):
+        row = f[key]
+        lines.append(f"| {chips} | {precision} | {row['n']} | {row['cosine_min']:.7f} | "
+                     f"{row['cosine_p01']:.7f} | {row['max_abs_difference']:.1e} |")
+    lines += ["", "| precision | photos | dlib photos/s | Keras photos/s | Keras / dlib | "
+              "Keras GFLOP/s | share of the measured peak |", "|---|---|---|---|---|---|---|"]
+    for row in f["speed"]:
+        lines.append(f"| {row['precision']} | {row['photos']} | {row['dlib_photos_per_s']:.1f} | "
+                     f"{row['keras_photos_per_s']:.1f} | {row['speedup']:.1f}x | "
+                     f"{row['achieved_gflop_per_s']:.1f} | {percent(row['share_of_peak'])} |")
+    lines += ["", f"| the route at seed {f['route_seed']} | photos | accuracy on dlib's "
+              "descriptors | on the Keras network's | only dlib's right | only Keras' right | "
+              "McNemar p |", "|---|---|---|---|---|---|---|"]
+    for key, name in (("route_celeba_test", "CelebA test split"),
+                      ("route_gender_web", "gender_web")):
+        row = f[key]
+        lines.append(f"| {name} | {row['n']} | {percent(row['accuracy_dlib'])} | "
+                     f"{percent(row['accuracy_keras'])} | {row['only_dlib_right']} | "
+                     f"{row['only_keras_right']} | {row['mcnemar_p']:.2g} |")
+    return ("\n".join(lines) + "\n\nCosine: each chip's Keras descriptor against dlib's "
+            "`compute_face_descriptor` of the same chip. Speed: both on the same chips, batch "
+            "by batch in turn, in one run; the peak is a large matmul in that precision, "
+            f"measured in the same run. Measured with `{FACE_NETWORK_COMMAND}` on: "
+            f"{provenance(list(entries.values()))}.\n")
+
+
+FACE_FINETUNE_COMMAND = "PYTHONPATH=. python benchmarks/face_finetune.py PREDICTIONS --seeds 42 1 2"
+
+
+def face_finetune_table(results: Callable[[str], dict]) -> str:
+    """The face network fine-tuned against the same route frozen, seed by seed."""
+    entries = results("face_finetune")
+    if not entries:
+        return f"{NOT_MEASURED}: run `{FACE_FINETUNE_COMMAND}`.\n"
+    lines = ["| seed | photos | frozen: accuracy [95% CI], ECE | fine-tuned: accuracy "
+             "[95% CI], ECE | only frozen right | only fine-tuned right | McNemar p |",
+             "|---|---|---|---|---|---|---|"]
+    for name in sorted(entries, key=lambda n: entries[n]["figures"]["seed"]):
+        f = entries[name]["figures"]
+        for part, label in (("celeba_test", "CelebA test"), ("gender_web", "gender_web")):
+            row = f[part]
+            cells = [f"{percent(row[r]['accuracy'])}{interval(row[r]['accuracy_ci95'])}, "
+                     f"{percent(row[r]['ece'])}" for r in ("frozen", "finetuned")]
+            lines.append(f"| {f['seed']} | {label}: {row['n']} | {cells[0]} | {cells[1]} | "
+                         f"{row['only_frozen_right']} | {row['only_finetuned_right']} | "
+                         f"{row['mcnemar_p']:.2g} |")
+    return ("\n".join(lines) + "\n\nEach pair: the same seed, so the same split and the same "
+            f"photos. Measured with `{FACE_FINETUNE_COMMAND}` on: "
+            f"{provenance(list(entries.values()))}.\n")
+
+
 PRECISION_COMMAND = "PYTHONPATH=. python benchmarks/training_precision.py"
 
 
@@ -724,6 +788,7 @@ TABLES: dict[str, Callable[[Callable[[str], dict]], str]] = {
     "calibration_methods": calibration_methods_table,
     "temperature_transfer": temperature_transfer_table,
     "flip_average": flip_average_table, "stage_graph": stage_graph,
+    "face_network": face_network_table, "face_finetune": face_finetune_table,
 }
 
 
