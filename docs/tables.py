@@ -369,6 +369,14 @@ def export_parity_table(results: Callable[[str], dict]) -> str:
             f"{provenance(list(entries.values()))}.\n")
 
 
+def training_speed_table(results: Callable[[str], dict]) -> str:
+    """benchmarks/training_speed.py's own renderer (imported here only: it imports Keras)."""
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.training_speed import speed_table
+
+    return speed_table(results)
+
+
 FACE_NETWORK_COMMAND = "PYTHONPATH=. python benchmarks/face_network.py WORKSPACE"
 
 
@@ -789,6 +797,7 @@ TABLES: dict[str, Callable[[Callable[[str], dict]], str]] = {
     "temperature_transfer": temperature_transfer_table,
     "flip_average": flip_average_table, "stage_graph": stage_graph,
     "face_network": face_network_table, "face_finetune": face_finetune_table,
+    "training_speed": training_speed_table,
 }
 
 

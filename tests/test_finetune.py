@@ -90,7 +90,7 @@ def test_unfreeze_top_needs_a_backbone() -> None:
     with pytest.raises(ValueError, match="_extractor"):
         unfreeze_top(no_extractor, 1)
     dense = keras.Model(inputs, keras.layers.Dense(4)(inputs), name="descriptor")
-    no_convs = keras.Model(inputs, dense(inputs), name="dlib_face_extractor")
+    no_convs = keras.Model(inputs, dense(inputs), name="vector_extractor")
     with pytest.raises(ValueError, match="no Keras backbone"):
         unfreeze_top(no_convs, 1)
     with pytest.raises(ValueError, match="count"):

@@ -50,8 +50,8 @@ def find_backbone(model: keras.Model) -> keras.Model:
                                                       for child in layer.layers):
                 return layer
         level = [child for layer in level for child in getattr(layer, "layers", ())]
-    raise ValueError(f"{extractor.name}: no Keras backbone with convolution layers inside "
-                     "(e.g. dlib_face is not a Keras network), so nothing to fine-tune")
+    raise ValueError(f"{extractor.name}: no Keras backbone with convolution layers inside, "
+                     "so nothing to fine-tune")
 
 
 def _set_trainable(layer: keras.layers.Layer, value: bool) -> None:
