@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 from facetl.core.errors import FacetlError, exit_with
+from facetl.core.tasks import task_names
 
-TASKS = ("gender", "keypoints")
+TASKS = tuple(task_names())  # the registered tasks, found without importing them
 
 
 def predict_command(args: argparse.Namespace) -> None:

@@ -4,17 +4,16 @@ JSON-ready dicts out (one per file, in input order; unreadable files as error en
 from __future__ import annotations
 
 import glob
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from facetl.core.errors import FacetlError
-from facetl.gender.predict import load_gender, predict_gender
-from facetl.keypoints.predict import load_keypoints, predict_keypoints
+from facetl.core.tasks import task as registered
+from facetl.core.tasks import task_names
 from facetl.models.inference import Loader, read_input
 
-LOADERS = {"gender": load_gender, "keypoints": load_keypoints}
+TASKS = tuple(task_names())  # the registered tasks (facetl.core.tasks)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
@@ -57,7 +56,7 @@ def load_models(tasks: list[str], models_root: Path,
                 runtime: str = "keras") -> dict[str, tuple]:
     """Each task's (model, model.json), for callers that predict many times (`facetl serve`)."""
     load = runtime_loader(runtime)
-    return {task: LOADERS[task](models_root, load) for task in tasks}
+    return {task: registered(task).load(models_root, load) for task in tasks}
 
 
 def predict(tasks: list[str], inputs: list[str], models_root: Path,
@@ -73,13 +72,14 @@ def predict(tasks: list[str], inputs: list[str], models_root: Path,
         raise FacetlError(f"--min-confidence {min_confidence}: expected a probability from 0.5 "
                           "(answer every photo) to 1 (answer none)")
     loaded = loaded or ({} if runtime == "keras" else load_models(tasks, models_root, runtime))
-    predictors = {"gender": partial(predict_gender, min_confidence=min_confidence,
-                                    all_faces=all_faces, loaded=loaded.get("gender")),
-                  "keypoints": partial(predict_keypoints, loaded=loaded.get("keypoints"))}
+    options = {"min_confidence": min_confidence, "all_faces": all_faces}
     files = expand_inputs(inputs)
     merged: list[dict] = [{} for _ in files]
     for task in tasks:
-        for entry, result in zip(merged, predictors[task](files, models_root), strict=True):
+        kind = registered(task)
+        results = kind.predict(files, models_root, loaded=loaded.get(task),
+                               **{name: options[name] for name in kind.options})
+        for entry, result in zip(merged, results, strict=True):
             entry.update(result)
     return merged
 

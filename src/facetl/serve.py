@@ -34,7 +34,7 @@ from facetl import predict
 from facetl.core.errors import FacetlError
 
 log = logging.getLogger(__name__)
-TASKS = tuple(predict.LOADERS)
+TASKS = predict.TASKS
 MAX_FILES = 32  # photos in one request
 MULTIPART_SLACK = 64 * 1024  # boundaries and part headers on top of the photos' bytes
 TRUE, FALSE = {"1", "true", "yes", "on"}, {"", "0", "false", "no", "off"}
