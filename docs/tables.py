@@ -37,7 +37,7 @@ NOT_MEASURED = "Not measured yet"  # what a table says when its results file has
 # The gender routes with a row in the README's headline and docs/routes.md, in order: the
 # names of benchmarks/real_experiments.py's experiments without their `-seedN`. A new route is
 # one more name here once its runs are in the results file; its label comes from its settings.
-ROUTES = ("route-default", "route-finetune-cnn-all-layers", "route-best")
+ROUTES = ("route-default", "route-finetune-cnn-all-layers", "route-face", "route-face-finetune")
 
 
 def load(benchmark: str) -> dict[str, dict[str, Any]]:
@@ -424,20 +424,25 @@ def face_finetune_table(results: Callable[[str], dict]) -> str:
     entries = results("face_finetune")
     if not entries:
         return f"{NOT_MEASURED}: run `{FACE_FINETUNE_COMMAND}`.\n"
+    runs = results("real_experiments")
     lines = ["| seed | photos | frozen: accuracy [95% CI], ECE | fine-tuned: accuracy "
-             "[95% CI], ECE | only frozen right | only fine-tuned right | McNemar p |",
-             "|---|---|---|---|---|---|---|"]
+             "[95% CI], ECE | only frozen right | only fine-tuned right | McNemar p | "
+             "finetune stage, s |", "|---|---|---|---|---|---|---|---|"]
     for name in sorted(entries, key=lambda n: entries[n]["figures"]["seed"]):
         f = entries[name]["figures"]
+        run = runs.get(f"route-face-finetune-seed{f['seed']}", {}).get("figures", {})
+        stage = run.get("stage_seconds", {}).get("facetl.gender.finetune")
         for part, label in (("celeba_test", "CelebA test"), ("gender_web", "gender_web")):
             row = f[part]
             cells = [f"{percent(row[r]['accuracy'])}{interval(row[r]['accuracy_ci95'])}, "
                      f"{percent(row[r]['ece'])}" for r in ("frozen", "finetuned")]
             lines.append(f"| {f['seed']} | {label}: {row['n']} | {cells[0]} | {cells[1]} | "
                          f"{row['only_frozen_right']} | {row['only_finetuned_right']} | "
-                         f"{row['mcnemar_p']:.2g} |")
+                         f"{row['mcnemar_p']:.2g} | {'—' if stage is None else round(stage)} |")
     return ("\n".join(lines) + "\n\nEach pair: the same seed, so the same split and the same "
-            f"photos. Measured with `{FACE_FINETUNE_COMMAND}` on: "
+            "photos. The finetune stage's seconds: its whole run (epochs until early stopping, "
+            "validation, calibration) on the machine of the route runs, which other work "
+            f"shared. Measured with `{FACE_FINETUNE_COMMAND}` on: "
             f"{provenance(list(entries.values()))}.\n")
 
 
