@@ -40,7 +40,7 @@ def test_every_docs_table_matches_its_results_file(page):
 def test_the_routes_table_is_generated_from_the_results_file():
     # An oracle written out by hand: one run's figures as the table must show them.
     page = "intro\n<!-- table: routes -->\nstale 12%\n<!-- end table -->\nafter\n"
-    fresh = tables.render(page, lambda name: {"route-best": RUN})
+    fresh = tables.render(page, lambda name: {"route-face": RUN})
     row = next(line for line in fresh.splitlines() if line.startswith(f"| {BEST}"))
     assert "93.75% [90.0, 96.0]" in row and "80.00% [78.0, 82.0]" in row and "| 10.0 |" in row
     assert "stale 12%" not in fresh and fresh.startswith("intro\n") and fresh.endswith("after\n")
@@ -59,9 +59,9 @@ def test_seeds_are_shown_each_and_as_mean_and_sd():
 
 def test_a_changed_figure_makes_a_page_stale():
     page = tables.render("<!-- table: routes -->\n<!-- end table -->",
-                         lambda name: {"route-best": RUN})
+                         lambda name: {"route-face": RUN})
     edited = re.sub(r"93\.75%", "94.75%", page)
-    assert tables.render(edited, lambda name: {"route-best": RUN}) == page != edited
+    assert tables.render(edited, lambda name: {"route-face": RUN}) == page != edited
 
 
 def test_an_unknown_table_name_is_an_error():
@@ -75,7 +75,7 @@ def test_the_calibration_table_shows_ece_brier_and_coverage_of_both_sets():
                                  "accuracy_at_coverage": {"1.00": 0.9, "0.95": 0.93,
                                                           "0.90": 0.955}}
     fresh = tables.render("<!-- table: route_calibration -->\n<!-- end table -->",
-                          lambda name: {"route-best": run})
+                          lambda name: {"route-face": run})
     row = next(line for line in fresh.splitlines() if line.startswith(f"| {BEST}"))
     assert "| 1.23% [0.8, 2.0] | 0.0500 | 93.00% / 95.50% |" in row
     assert row.endswith("| — | — | — |")  # gender_web has no calibration figures here
@@ -158,7 +158,7 @@ def test_seeds_of_one_route_run_with_other_settings_are_an_error():
     other["figures"]["overrides"]["head.type"] = "chapter"
     with pytest.raises(ValueError, match="different settings"):
         tables.render("<!-- table: routes -->\n<!-- end table -->",
-                      lambda name: {"route-best-seed1": RUN, "route-best-seed2": other})
+                      lambda name: {"route-face-seed1": RUN, "route-face-seed2": other})
 
 
 def test_the_headline_says_what_dvc_repro_runs_from_params_yaml():
