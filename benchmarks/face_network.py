@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from benchmarks.gpu_check import cosines
 from benchmarks.results import add_results_dir, record
 from benchmarks.shared_data import GENDER_WEB
 from facetl.core.params import load_params, lookup
@@ -80,10 +81,6 @@ def speed(run: dict, precision: str) -> dict:
             "achieved_gflop_per_s": keras_rate * run["flops"] / 1e9,
             "peak_gflop_per_s": run["peak"] / 1e9,
             "share_of_peak": keras_rate * run["flops"] / run["peak"]}
-
-
-def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
 
 
 def parity(ours: np.ndarray, theirs: np.ndarray) -> dict:

@@ -16,9 +16,14 @@ from skimage import data
 from facetl.core.errors import FacetlError
 from facetl.data.images import resize_square
 from facetl.faces.detect import face_crop
-from facetl.faces.dlib_models import PACKAGED, cnn_face_detector, packaged_model_file
+from facetl.faces.dlib_models import (
+    PACKAGED,
+    cnn_face_detector,
+    packaged_model_file,
+    recognition_model_file,
+)
 from facetl.models.backbones import build_extractor, load_model
-from facetl.models.dlib_face import FACE_RESNET, dlib_face_network, model_file, wrappers
+from facetl.models.dlib_face import FACE_RESNET, wrappers
 from facetl.models.dlib_serial import read_network
 from facetl.models.extraction import extract_to_npy
 from facetl.models.finetune import unfreeze_top
@@ -44,7 +49,7 @@ def photos() -> np.ndarray:
 def dlib_descriptors(photos) -> np.ndarray:
     import dlib
 
-    recogniser = dlib.face_recognition_model_v1(model_file(PACKAGED))
+    recogniser = dlib.face_recognition_model_v1(recognition_model_file(PACKAGED))
     return np.array(recogniser.compute_face_descriptor(list(photos)), dtype="float32")
 
 
@@ -73,7 +78,7 @@ def test_bfloat16_descriptors_stay_within_the_parity_bound(photos, dlib_descript
 
 def test_the_file_decodes_to_dlibs_metric_loss_settings():
     """The fields dlib's loss_metric_ writes first: margin 0.04, distance threshold 0.6."""
-    loss, layers = read_network(model_file(PACKAGED), wrappers(FACE_RESNET))
+    loss, layers = read_network(recognition_model_file(PACKAGED), wrappers(FACE_RESNET))
     assert loss == pytest.approx({"margin": 0.04, "distance_threshold": 0.6}, abs=1e-6)
     convolutions = [layer for layer in layers if layer.name == "con"]
     assert len(convolutions) == 29 and convolutions[0].fields["kernel"].shape == (32, 3, 7, 7)
@@ -124,9 +129,10 @@ def test_one_fine_tuning_step_changes_the_face_network_and_keeps_the_head_traina
     assert np.isfinite(loss) and not np.allclose(first, after)
 
 
-def test_weights_none_is_the_same_network_randomly_initialised(photos, dlib_descriptors):
+def test_weights_none_is_the_same_network_randomly_initialised(extractor, photos,
+                                                               dlib_descriptors):
     random = build_extractor("dlib_face", "none", SIZE)
-    trained = dlib_face_network()
+    trained = extractor.get_layer("dlib_face")
     assert [w.shape for w in random.get_layer("dlib_face").weights] == \
         [w.shape for w in trained.weights]
     assert cosines(np.asarray(random.predict(photos, verbose=0)), dlib_descriptors).min() < 0.9
@@ -144,7 +150,7 @@ def test_a_missing_wrong_or_foreign_model_file_is_an_error(tmp_path):
     with pytest.raises(FacetlError, match="expected dlib's metric loss"):
         build_extractor("dlib_face", packaged_model_file("cnn"), SIZE)
     truncated = tmp_path / "truncated.dat"
-    truncated.write_bytes(Path(model_file(PACKAGED)).read_bytes()[:1_000_000])
+    truncated.write_bytes(Path(recognition_model_file(PACKAGED)).read_bytes()[:1_000_000])
     with pytest.raises(FacetlError, match="ends early"):
         build_extractor("dlib_face", str(truncated), SIZE)
 

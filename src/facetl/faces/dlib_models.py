@@ -58,12 +58,17 @@ def landmark_predictor():
     return dlib.shape_predictor(packaged_model_file("landmarks5"))
 
 
+def recognition_model_file(weights: str) -> str:
+    """The `.dat` path a `backbones.dlib_face.weights` value names."""
+    return packaged_model_file("recognition") if weights == PACKAGED else weights
+
+
 @functools.cache
 def recognition_model(weights: str):
     """dlib's ResNet face descriptor from the packaged file (`weights` = PACKAGED) or a path."""
     import dlib
 
-    file = packaged_model_file("recognition") if weights == PACKAGED else weights
+    file = recognition_model_file(weights)
     if not Path(file).is_file():
         raise FacetlError(f"backbones.dlib_face.weights: no such file {weights!r}; use "
                           f"`{PACKAGED}` or the path of a dlib face recognition model (.dat)")

@@ -29,8 +29,8 @@ import numpy as np
 from keras import layers, ops
 
 from facetl.core.errors import FacetlError
-from facetl.faces.dlib_models import PACKAGED, packaged_model_file
-from facetl.models.dlib_serial import DlibLayer, Wrapper, read_network
+from facetl.faces.dlib_models import PACKAGED, recognition_model_file
+from facetl.models.dlib_serial import DlibLayer, read_network
 
 CHIP_SIZE = 150
 DESCRIPTOR_SIZE = 128
@@ -78,10 +78,9 @@ FACE_RESNET: list[Node] = [
 ]
 
 
-def wrappers(nodes: list[Node]) -> list[Wrapper]:
-    """The template's levels as dlib's file nests them: output first."""
-    kinds = {"tag": "tag", "skip": "skip"}
-    return [Wrapper(kinds.get(node.kind, "layer")) for node in reversed(nodes)]
+def wrappers(nodes: list[Node]) -> list[str]:
+    """The template's levels as dlib's file nests them, output first: `layer`, `tag`, `skip`."""
+    return [node.kind if node.kind in ("tag", "skip") else "layer" for node in reversed(nodes)]
 
 
 @keras.saving.register_keras_serializable(package="facetl")
@@ -207,11 +206,6 @@ def load_dlib_weights(model: keras.Model, file: str) -> None:
     model.get_layer("descriptor").set_weights([fc["kernel"]])
 
 
-def model_file(weights: str) -> str:
-    """The `.dat` path a `backbones.dlib_face.weights` value names."""
-    return packaged_model_file("recognition") if weights == PACKAGED else weights
-
-
 def dlib_face_network(include_top: bool = False, weights: str | None = PACKAGED,
                       input_shape: tuple[int, int, int] = (CHIP_SIZE, CHIP_SIZE, 3)
                       ) -> keras.Model:
@@ -219,5 +213,5 @@ def dlib_face_network(include_top: bool = False, weights: str | None = PACKAGED,
     `weights` is `face_recognition_models`, a dlib `.dat` path, or None (random weights)."""
     model = build_face_resnet(tuple(input_shape))
     if weights is not None:
-        load_dlib_weights(model, model_file(weights))
+        load_dlib_weights(model, recognition_model_file(weights))
     return model

@@ -4,7 +4,7 @@ dlib saves a network (`dlib::serialize(net)`) as its layers nested the way its C
 nests them: the loss, then one version number per wrapper from the output down (an `add_layer`,
 a `tag`, a `skip`), then the input layer, then each layer's details from the input up. The
 wrappers carry no data and the file does not name them, so the caller gives the network's
-shape (`Wrapper`s, output first) and this reader checks every version against it: a file of
+shape (its levels' kinds, output first) and this reader checks every version against it: a file of
 another network fails at the first field that differs, not with wrong weights.
 
 The encodings (dlib/serialize.h, dlib/cuda/tensor.h): an integer is a control byte (high bit:
@@ -25,13 +25,6 @@ import numpy as np
 from facetl.core.errors import FacetlError
 
 SPECIAL_EXPONENTS = {32000: np.inf, 32001: -np.inf, 32002: np.nan}  # dlib/float_details.h
-
-
-@dataclass(frozen=True)
-class Wrapper:
-    """One level of dlib's template nesting: `layer` (add_layer), `tag` or `skip`."""
-
-    kind: str
 
 
 @dataclass
@@ -205,29 +198,26 @@ def read_layer_state(stream: DlibStream, is_input_level: bool, version: int) -> 
         stream.integer()  # sample expansion factor
 
 
-def read_network(path: str | Path, wrappers: list[Wrapper]) -> tuple[dict, list[DlibLayer]]:
+def read_network(path: str | Path, wrappers: list[str]) -> tuple[dict, list[DlibLayer]]:
     """A metric-loss network's loss settings and layers (input first), checked against
-    `wrappers` (the template's levels, output first)."""
+    `wrappers` (the template's levels, output first: `layer` (add_layer), `tag` or `skip`)."""
+    if wrappers[-1] != "layer":
+        raise FacetlError("the innermost level must be a layer over the input")
     stream = DlibStream(Path(path).read_bytes(), str(path))
     stream.expect(stream.integer(), 1, "the loss layer's version")
     loss_version = stream.string()
     if not loss_version.startswith("loss_metric"):
         raise stream.fail(f"a loss {loss_version!r}, expected dlib's metric loss")
     loss = {"margin": stream.real(), "distance_threshold": stream.real()}
-    layer_levels = [i for i, w in enumerate(wrappers) if w.kind == "layer"]
+    layer_levels = [i for i, kind in enumerate(wrappers) if kind == "layer"]
     versions = []
-    for index, wrapper in enumerate(wrappers):
+    for index, kind in enumerate(wrappers):
         version = stream.integer()
-        if wrapper.kind == "layer":
-            allowed = (2, 3) if index == layer_levels[-1] else (1, 2)
-        else:
-            allowed = (1,) if index != len(wrappers) - 1 else (2,)
+        allowed = ((2, 3) if index == layer_levels[-1] else (1, 2)) if kind == "layer" else (1,)
         if version not in allowed:
-            raise stream.fail(f"level {index} ({wrapper.kind}) has version {version}, "
+            raise stream.fail(f"level {index} ({kind}) has version {version}, "
                               f"expected one of {allowed}")
         versions.append(version)
-    if wrappers[-1].kind != "layer":
-        raise FacetlError("the innermost level must be a layer over the input")
     layers = [read_input_rgb(stream)]
     for index in reversed(layer_levels):
         layers.append(read_layer(stream))
