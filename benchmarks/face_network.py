@@ -23,16 +23,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from tqdm import tqdm
 
 from benchmarks.gpu_check import cosines
 from benchmarks.results import add_results_dir, record
-from benchmarks.shared_data import GENDER_WEB
+from benchmarks.shared_data import web_crops
 from facetl.core.params import load_params, lookup
-from facetl.data.images import read_image, resize_square
 from facetl.data.splits import load_split
-from facetl.faces.detect import face_crop
 from facetl.faces.dlib_models import PACKAGED, recognition_model
 from facetl.gender.head import fit_classifier_head
 from facetl.models.backbones import build_extractor
@@ -90,15 +87,6 @@ def parity(ours: np.ndarray, theirs: np.ndarray) -> dict:
             "max_abs_difference": float(np.abs(ours - theirs).max())}
 
 
-def web_chips(faces: dict) -> tuple[np.ndarray, np.ndarray]:
-    """gender_web's photos through the face front end, resized to dlib's chip, and labels."""
-    rows = pd.read_csv(GENDER_WEB / "labels.csv")
-    chips = [resize_square(face_crop(read_image(GENDER_WEB / "images" / name), faces).image,
-                           CHIP_SIZE)
-             for name in tqdm(rows["filename"], desc="gender_web faces", unit="photo")]
-    return np.stack(chips), (rows["gender"] == "male").to_numpy()
-
-
 def paired(correct_dlib: np.ndarray, correct_keras: np.ndarray) -> dict:
     only_dlib, only_keras = discordant_counts(correct_dlib, correct_keras)
     return {"n": len(correct_dlib), "accuracy_dlib": float(correct_dlib.mean()),
@@ -128,7 +116,7 @@ def main() -> None:
     seed = lookup(params, "seed")
     heads = {name: fit_classifier_head("dlib_face", features, index, train, params, seed)
              for name, features in (("dlib", theirs), ("keras", ours))}
-    web, web_labels = web_chips(lookup(params, "faces"))
+    web, web_labels = web_crops(lookup(params, "faces"), CHIP_SIZE)
     on_web = interleaved(web, "float32")
     web_theirs, web_ours = on_web["dlib"], on_web["keras"]
 

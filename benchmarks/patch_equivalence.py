@@ -6,7 +6,8 @@ CelebA photos, MobileNetV2 features), for each seed: the head trained twice with
 trainer and this repository's `train.gender` settings (`fit`, batch 16, Adam 1e-3, the seed's
 validation people; the workspace gives only the data), once per form,
 from the same initial weights; then the per-epoch losses side by side, the largest weight
-difference, each form's accuracy on the CelebA test split, paired photo by photo (exact
+difference, each form's accuracy on the CelebA test split and on gender_web's photos (through
+the workspace's face front end and saved extractor), each paired photo by photo (exact
 McNemar), and each form's seconds.
 
     PYTHONPATH=. python benchmarks/patch_equivalence.py WORKSPACE [--seeds 42 1 2]
@@ -38,11 +39,12 @@ import keras
 import numpy as np
 
 from benchmarks.results import add_results_dir, record
+from benchmarks.shared_data import web_crops
 from benchmarks.workspace import REPO
 from facetl.core import paths
 from facetl.core.params import load_params, lookup
 from facetl.data.splits import carve_validation, load_split
-from facetl.models.backbones import get_spec
+from facetl.models.backbones import get_spec, load_model
 from facetl.models.heads import chapter_head, plain_convs
 from facetl.models.speed import SpeedMeter
 from facetl.models.training import feature_max, fit
@@ -88,6 +90,26 @@ def trace(features: np.ndarray, targets: np.ndarray, fit_rows: np.ndarray, block
                 weights["conv2d"], weights["patches"], strict=True)))}
 
 
+def test_sets(name: str, features: np.ndarray, targets: np.ndarray,
+              test: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(features, is male) of the CelebA test split, and of gender_web's photos through the
+    workspace's face front end and saved extractor, stored as the stage stores its features."""
+    size = np.load(paths.prepared_dir("gender") / "images.npy", mmap_mode="r").shape[1]
+    crops, web_truth = web_crops(lookup(load_params(), "faces"), size)
+    web = load_model(paths.extractor_path("gender", name)).predict(crops, verbose=0)
+    return {"celeba_test": (np.asarray(features[test], dtype="float32"), targets[test] == 1),
+            "gender_web": (web.astype(features.dtype).astype("float32"), web_truth)}
+
+
+def paired(right: dict[str, np.ndarray]) -> dict:
+    """Each form's accuracy on one test set, and the exact McNemar test of their pairs."""
+    only_conv, only_patches = discordant_counts(right["conv2d"], right["patches"])
+    return {"photos": int(len(right["conv2d"])),
+            "accuracy": {form: float(r.mean()) for form, r in right.items()},
+            "only_conv2d_right": only_conv, "only_patches_right": only_patches,
+            "mcnemar_p": mcnemar_exact(only_conv, only_patches)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("workspace", type=Path)
@@ -104,8 +126,7 @@ def main() -> None:
     features = np.load(paths.features_path("gender", name), mmap_mode="r")
     index, train, test = load_split("gender")
     targets = index["label_index"].to_numpy().astype("float32")
-    test_x = np.asarray(features[np.sort(test)], dtype="float32")
-    labels = targets[np.sort(test)] == 1
+    sets = {} if args.trace else test_sets(name, features, targets, np.sort(test))
     for seed in args.seeds:
         fit_rows, val_rows = carve_validation(index, train, cfg["val_size"], seed)
         if args.trace:
@@ -122,21 +143,18 @@ def main() -> None:
         runs = {form: trained(patches, features, targets, fit_rows, val_rows, cfg,
                               get_spec(name).head_blocks, seed, nudge)
                 for form, (patches, nudge) in forms.items()}
-        right = {form: (run["head"].predict(test_x, verbose=0)[:, 0] >= 0.5) == labels
-                 for form, run in runs.items()}
-        only_conv, only_patches = discordant_counts(right["conv2d"], right["patches"])
+        right = {test_set: {form: (run["head"].predict(x, verbose=0)[:, 0] >= 0.5) == truth
+                            for form, run in runs.items()}
+                 for test_set, (x, truth) in sets.items()}
         weights = zip(runs["conv2d"]["head"].get_weights(), runs["patches"]["head"].get_weights(),
                       strict=True)
         figures = {
             "first": "patches, feature scale x (1 + 1e-6)" if args.control else "conv2d",
             "backbone": name, "epochs": args.epochs, "batch_size": cfg["batch_size"],
-            "test_photos": int(len(labels)),
             "loss": {form: run["history"]["loss"] for form, run in runs.items()},
             "val_loss": {form: run["history"]["val_loss"] for form, run in runs.items()},
             "max_weight_difference": float(max(np.max(np.abs(a - b)) for a, b in weights)),
-            "test_accuracy": {form: float(r.mean()) for form, r in right.items()},
-            "only_conv2d_right": only_conv, "only_patches_right": only_patches,
-            "mcnemar_p": mcnemar_exact(only_conv, only_patches),
+            **{test_set: paired(right[test_set]) for test_set in sets},
             "seconds": {form: round(run["seconds"], 1) for form, run in runs.items()},
             "share_of_peak": {form: run["speed"]["share_of_peak"] for form, run in runs.items()}}
         print(seed, figures, flush=True)
