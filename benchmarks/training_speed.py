@@ -133,7 +133,8 @@ def finetune_run(tmp: Path, backbone: str, size: int, batch: int
         keras.utils.set_random_seed(0)
         extractor = build_extractor(backbone, "none", size)
         features = keras.Input(extractor.output_shape[1:])
-        pooled = keras.layers.GlobalAveragePooling2D()(features)
+        pooled = (keras.layers.GlobalAveragePooling2D()(features) if len(features.shape) == 4
+                  else features)  # dlib_face ends in its 128-d descriptor
         head = keras.Model(features, keras.layers.Dense(1, activation="sigmoid")(pooled))
         model = end_to_end(extractor, head, backbone)
         unfreeze_top(model, -1)
@@ -177,6 +178,8 @@ def networks(tmp: Path) -> dict[str, tuple[Network, int]]:
                                        "every layer trainable", epochs=2), 40),
         "finetune-mobilenet_v2-224": (Network(finetune_run(tmp, "mobilenet_v2", 224, 32), 32,
                                               "every layer trainable", epochs=2), 128),
+        "finetune-dlib_face-150": (Network(finetune_run(tmp, "dlib_face", 150, 32), 32,
+                                           "every layer trainable", epochs=2), 128),
     }
     return found
 
