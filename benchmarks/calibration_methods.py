@@ -21,6 +21,7 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
 from benchmarks import route_predictions
+from benchmarks.tables_format import Results, calibration_cell, per_route_table
 from facetl.core.metrics import by_group_report
 from facetl.models.calibration import fit_temperature, sigmoid
 
@@ -78,6 +79,21 @@ def main() -> None:
         "calibration_methods", __doc__, measure,
         lambda figures: ", ".join(f"{name} gender_web ECE {figures[name]['web']['ece']:.4f}"
                                   for name in METHODS))
+
+
+def table(results: Results) -> str:
+    """docs/experiments/calibration.md's table: each method's ECE on both test sets."""
+    def rows(name: str, figures: dict) -> list[str]:
+        return [f"| {name} | {method} | {calibration_cell(figures[method]['test'])} | "
+                f"{calibration_cell(figures[method]['web'])} | "
+                f"{figures[method]['web']['brier']:.4f} |" for method in METHODS]
+
+    return per_route_table(
+        results, "calibration_methods",
+        "PYTHONPATH=.:src python benchmarks/calibration_methods.py FOLDER",
+        ["route (experiment)", "method", "CelebA ECE [95% CI]", "gender_web ECE [95% CI]",
+         "gender_web Brier"], rows,
+        lambda _: "Each method fitted on the route's validation people only.")
 
 
 if __name__ == "__main__":

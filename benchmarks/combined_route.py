@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,6 +31,13 @@ from sklearn.linear_model import LogisticRegression
 from benchmarks import route_predictions
 from benchmarks.real_experiments import EXPERIMENTS, run_experiment, workspace
 from benchmarks.results import add_results_dir, load, record
+from benchmarks.tables_format import (
+    NOT_MEASURED,
+    Results,
+    groups_cell,
+    percent,
+    provenance_line,
+)
 from facetl.core.metrics import binary_report, by_group_report
 from facetl.models.calibration import logit, sigmoid
 from facetl.report.compare import discordant_counts, mcnemar_exact
@@ -146,6 +154,44 @@ def main() -> None:
                 if key.startswith("seed")}
     record("combined_route", "verdict", {"seeds": sorted(measured),
                                          "combinations": verdict(measured)}, args.results_dir)
+
+
+COMMAND = "PYTHONPATH=.:src python benchmarks/combined_route.py WORKSPACE --seeds S"
+
+
+def paired_cell(row: dict[str, Any]) -> str:
+    """Accuracy, errors, and the paired test against the best route."""
+    versus = row["vs_best"]
+    return (f"{percent(row['accuracy'])} ({row['errors']} wrong; {versus['only_this_right']} / "
+            f"{versus['only_best_right']}, p {versus['p']:.2g})")
+
+
+def table(results: Results) -> str:
+    """docs/experiments/combined-route.md's table: each way of combining, seed by seed, and
+    the verdict."""
+    entries = results("combined_route")
+    seeds = sorted(name for name in entries if name.startswith("seed"))
+    if not seeds:
+        return f"{NOT_MEASURED}: run `{COMMAND}`.\n"
+    lines = ["| seed | way | CelebA test | gender_web | gender_web ECE | gender_web, "
+             "per front-end group |", "|---|---|---|---|---|---|"]
+    for seed in seeds:
+        figures = entries[seed]["figures"]
+        for way, web in figures["web"].items():
+            lines.append(f"| {seed.removeprefix('seed')} | {way} | "
+                         f"{paired_cell(figures['test'][way])} | {paired_cell(web)} | "
+                         f"{percent(web['ece'])} | {groups_cell(web)} |")
+    judged = entries.get("verdict", {}).get("figures", {}).get("combinations", {})
+    kept = [way for way, row in judged.items() if row["keep"]]
+    text = ("\n".join(lines) + "\n\nEach cell: accuracy (errors; photos only this way got "
+            "right / only the best route got right, exact McNemar p). Fitted on "
+            f"{', '.join(str(entries[s]['figures']['n_validation']) for s in seeds)} validation "
+            "photos (per seed). ")
+    text += (f"Kept: {', '.join(kept)}." if kept else
+             "Verdict: no combination beats the best route on gender_web at every seed "
+             "measured; none is kept as a route.")
+    every = list(entries.values())
+    return text + f"\n\nMeasured with `{COMMAND}` on: {provenance_line(every)}.\n"
 
 
 if __name__ == "__main__":

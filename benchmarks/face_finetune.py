@@ -16,6 +16,7 @@ from pathlib import Path
 
 from benchmarks.results import add_results_dir, record
 from benchmarks.route_predictions import calibration_figures, load
+from benchmarks.tables_format import NOT_MEASURED, Results, interval, percent, provenance_line
 from facetl.core.metrics import wilson_interval
 from facetl.report.compare import discordant_counts, mcnemar_exact
 
@@ -56,6 +57,37 @@ def main() -> None:
         print(seed, {part: (round(f["frozen"]["accuracy"], 4), round(
             f["finetuned"]["accuracy"], 4), f["mcnemar_p"]) for part, f in figures.items()},
             flush=True)
+
+
+COMMAND = "PYTHONPATH=. python benchmarks/face_finetune.py PREDICTIONS --seeds 42 1 2"
+
+
+def table(results: Results) -> str:
+    """docs/experiments/face-network.md's table: the face network fine-tuned against the same
+    route frozen, seed by seed."""
+    entries = results("face_finetune")
+    if not entries:
+        return f"{NOT_MEASURED}: run `{COMMAND}`.\n"
+    runs = results("real_experiments")
+    lines = ["| seed | photos | frozen: accuracy [95% CI], ECE | fine-tuned: accuracy "
+             "[95% CI], ECE | only frozen right | only fine-tuned right | McNemar p | "
+             "finetune stage, s |", "|---|---|---|---|---|---|---|---|"]
+    for name in sorted(entries, key=lambda n: entries[n]["figures"]["seed"]):
+        f = entries[name]["figures"]
+        run = runs.get(ROUTES["finetuned"].format(seed=f["seed"]), {}).get("figures", {})
+        stage = run.get("stage_seconds", {}).get("facetl.gender.finetune")
+        for part, label in (("celeba_test", "CelebA test"), ("gender_web", "gender_web")):
+            row = f[part]
+            cells = [f"{percent(row[r]['accuracy'])}{interval(row[r]['accuracy_ci95'])}, "
+                     f"{percent(row[r]['ece'])}" for r in ("frozen", "finetuned")]
+            lines.append(f"| {f['seed']} | {label}: {row['n']} | {cells[0]} | {cells[1]} | "
+                         f"{row['only_frozen_right']} | {row['only_finetuned_right']} | "
+                         f"{row['mcnemar_p']:.2g} | {'—' if stage is None else round(stage)} |")
+    return ("\n".join(lines) + "\n\nEach pair: the same seed, so the same split and the same "
+            "photos. The finetune stage's seconds: its whole run (epochs until early stopping, "
+            "validation, calibration) on the machine of the route runs, which other work "
+            f"shared. Measured with `{COMMAND}` on: "
+            f"{provenance_line(list(entries.values()))}.\n")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from tqdm import tqdm
 from benchmarks.gpu_check import cosines
 from benchmarks.results import add_results_dir, record
 from benchmarks.shared_data import web_crops
+from benchmarks.tables_format import NOT_MEASURED, Results, percent, provenance_line
 from facetl.core.params import load_params, lookup
 from facetl.data.splits import load_split
 from facetl.faces.dlib_models import PACKAGED, recognition_model
@@ -136,6 +137,46 @@ def main() -> None:
     }
     record("face_network", "celeba_and_web", figures, args.results_dir)
     print(figures)
+
+
+COMMAND = "PYTHONPATH=. python benchmarks/face_network.py WORKSPACE"
+
+
+def table(results: Results) -> str:
+    """docs/experiments/face-network.md's tables: dlib's face network in Keras against dlib's
+    descriptor: parity, speed, the route."""
+    entries = results("face_network")
+    if not entries:
+        return f"{NOT_MEASURED}: run `{COMMAND}`.\n"
+    f = entries["celeba_and_web"]["figures"]
+    lines = ["| chips | precision | photos | lowest cosine | 1st percentile | largest "
+             "\\|difference\\| |", "|---|---|---|---|---|---|"]
+    for key, chips, precision in (("parity_celeba_float32", "CelebA", "float32"),
+                                  ("parity_celeba_bfloat16", "CelebA", "bfloat16"),
+                                  ("parity_web_float32", "gender_web", "float32")):
+        row = f[key]
+        lines.append(f"| {chips} | {precision} | {row['n']} | {row['cosine_min']:.7f} | "
+                     f"{row['cosine_p01']:.7f} | {row['max_abs_difference']:.1e} |")
+    lines += ["", "| precision | photos | dlib photos/s | Keras photos/s | Keras / dlib | "
+              "Keras GFLOP/s | share of the measured peak |", "|---|---|---|---|---|---|---|"]
+    for row in f["speed"]:
+        lines.append(f"| {row['precision']} | {row['photos']} | {row['dlib_photos_per_s']:.1f} | "
+                     f"{row['keras_photos_per_s']:.1f} | {row['speedup']:.1f}x | "
+                     f"{row['achieved_gflop_per_s']:.1f} | {percent(row['share_of_peak'])} |")
+    lines += ["", f"| the route at seed {f['route_seed']} | photos | accuracy on dlib's "
+              "descriptors | on the Keras network's | only dlib's right | only Keras' right | "
+              "McNemar p |", "|---|---|---|---|---|---|---|"]
+    for key, name in (("route_celeba_test", "CelebA test split"),
+                      ("route_gender_web", "gender_web")):
+        row = f[key]
+        lines.append(f"| {name} | {row['n']} | {percent(row['accuracy_dlib'])} | "
+                     f"{percent(row['accuracy_keras'])} | {row['only_dlib_right']} | "
+                     f"{row['only_keras_right']} | {row['mcnemar_p']:.2g} |")
+    return ("\n".join(lines) + "\n\nCosine: each chip's Keras descriptor against dlib's "
+            "`compute_face_descriptor` of the same chip. Speed: both on the same chips, batch "
+            "by batch in turn, in one run; the peak is a large matmul in that precision, "
+            f"measured in the same run. Measured with `{COMMAND}` on: "
+            f"{provenance_line(list(entries.values()))}.\n")
 
 
 if __name__ == "__main__":

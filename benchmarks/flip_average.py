@@ -23,6 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from benchmarks import route_predictions
+from benchmarks.tables_format import Results, calibration_cell, per_route_table, percent
 from facetl.data.images import mirror_image, read_image, resize_square
 from facetl.faces.detect import face_crop
 from facetl.models.calibration import fit_temperature, logit, sigmoid, temperature_of
@@ -76,6 +77,21 @@ def summary(figures: dict) -> str:
 
 def main() -> None:
     route_predictions.measure_folders("flip_average", __doc__, measure, summary)
+
+
+def table(results: Results) -> str:
+    """docs/experiments/calibration.md's table: each route plain and flip-averaged."""
+    def rows(name: str, figures: dict) -> list[str]:
+        return [f"| {name} | {way} | {f['temperature']:.2f} | "
+                f"{percent(f['test']['accuracy'])} / {calibration_cell(f['test'])} | "
+                f"{percent(f['web']['accuracy'])} / {calibration_cell(f['web'])} |"
+                for way, f in ((way, figures[way]) for way in ("plain", "flip average"))]
+
+    return per_route_table(
+        results, "flip_average", "PYTHONPATH=.:src python benchmarks/flip_average.py FOLDER",
+        ["route (experiment)", "answer", "T", "CelebA accuracy / ECE [95% CI]",
+         "gender_web accuracy / ECE [95% CI]"], rows,
+        lambda _: "Each way's temperature fitted on the route's validation people.")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import pandas as pd
 
 from benchmarks.real_experiments import BASELINE, MNV2, read_json, workspace
 from benchmarks.results import add_results_dir, record
+from benchmarks.tables_format import NOT_MEASURED, Results, percent, provenance_line
 from benchmarks.workspace import REPO, run, set_params, stage_seconds, stages_run
 from facetl.core.params import load_params, lookup
 from facetl.models.precision import TRAINED_BF16_WINS_WITH, resolve_precision
@@ -120,6 +121,42 @@ def main() -> None:
                                               for k in ("gender", "gender_ood")]}}
     print(figures, flush=True)
     record("head_only", f"precision-auto-vs-{args.other_precision}", figures, args.results_dir)
+
+
+COMMAND = "PYTHONPATH=. python benchmarks/head_only.py WORKSPACE"
+
+
+def table(results: Results) -> str:
+    """docs/backends-gpu.md's table: each stage's seconds in the full run and in the head-only
+    rerun, then the chapter head's two precisions paired photo by photo."""
+    entries = results("head_only")
+    full, head = entries.get("full-run"), entries.get("head-only-run")
+    if not (full and head):
+        return f"{NOT_MEASURED}: run `{COMMAND}`.\n"
+    full_s, head_s = full["figures"]["stage_seconds"], head["figures"]["stage_seconds"]
+    lines = ["| stage | full run, s | head-only rerun, s |", "|---|---|---|"]
+    for stage in full_s:
+        rerun = f"{head_s[stage]:.0f}" if stage in head_s else "— (not rerun)"
+        lines.append(f"| {stage} | {full_s[stage]:.0f} | {rerun} |")
+    lines.append(f"| **total** | **{full['figures']['stages_total_seconds']:.0f}** | "
+                 f"**{head['figures']['stages_total_seconds']:.0f}** "
+                 f"({100 * head['figures']['share_of_full_run']:.1f}%) |")
+    text = "\n".join(lines) + f"\n\nThe head-only change: `{head['figures']['change']}`.\n"
+    paired = next((e["figures"] for n, e in entries.items() if n.startswith("precision-")), None)
+    if paired:
+        rows = []
+        for split in ("celeba_test", "gender_web"):
+            p = paired[split]
+            rows.append(f"| {split} | {p['photos']} | {percent(p['accuracy'][0])} | "
+                        f"{percent(p['accuracy'][1])} | {p['only_first_right']} / "
+                        f"{p['only_second_right']} | {p['mcnemar_p']:.3g} |")
+        text += ("\nThe chapter head trained in `auto` precision (here: "
+                 f"{paired['auto_resolved_to']}) and in {paired['second']}, the same seed, "
+                 "paired photo by photo:\n\n| photos | n | auto | "
+                 f"{paired['second']} | right only with auto / only with {paired['second']} | "
+                 "exact McNemar p |\n|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
+    every = list(entries.values())
+    return text + f"\nMeasured with `{COMMAND}` on: {provenance_line(every)}.\n"
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 on the shared Udacity frames (split by person), once per route, in a workspace exported from
 one commit. Each route's metrics (NME, failure rate, pixel error, dlib's 68-point predictor on
 the same test frames), the settings it ran with (the docs' route labels come from them) and its
-stage times go to benchmarks/results/keypoint_routes.json (docs/tables.py renders them).
+stage times go to benchmarks/results/keypoint_routes.json (`table` renders them).
 
     python benchmarks/keypoint_routes.py WORKSPACE [--only ROUTE ...]
 
@@ -16,11 +16,19 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `benchmarks` as a package
 
 from benchmarks.results import add_results_dir, record  # noqa: E402
 from benchmarks.shared_data import KEYPOINTS, MOBILENET  # noqa: E402
+from benchmarks.tables_format import (  # noqa: E402
+    NOT_MEASURED,
+    Results,
+    percent,
+    provenance_line,
+    weights_words,
+)
 from benchmarks.workspace import (  # noqa: E402
     export_commit,
     head,
@@ -90,6 +98,47 @@ def main() -> None:
         figures = measure(args.workspace, ROUTES[name], code)
         record("keypoint_routes", name, figures, args.results_dir, code=code)
         print(json.dumps({"route": name} | figures), flush=True)
+
+
+COMMAND = "python benchmarks/keypoint_routes.py WORKSPACE"
+
+
+def route_label(settings: dict[str, Any]) -> str:
+    """A keypoint route in words, from the settings it ran with."""
+    chapter = settings["recipe"] == "chapter"
+    recipe = settings["recipe_params"]
+    if chapter:
+        how = (f"whole frames at {settings['input_size']} px, frozen features, the chapter's "
+               f"head ({recipe['activation']} outputs, {recipe['loss']} loss, "
+               f"{recipe['epochs']} epochs)")
+    else:
+        how = (f"face crops at {settings['input_size']} px, {recipe['head']['type']} head, "
+               f"backbone fine-tuned up to {recipe['finetune']['epochs']} epochs, "
+               f"{recipe['loss']} loss, {recipe['inference']['passes']} passes from a "
+               f"{recipe['inference']['detector']} box")
+    return (f"{settings['recipe']} recipe: `{settings['backbone']}` "
+            f"({weights_words(settings['weights'])}), {how}")
+
+
+def table(results: Results) -> str:
+    """docs/keypoints.md's table: each route against dlib's predictor on the same frames."""
+    entries = results("keypoint_routes")
+    if not entries:
+        return f"{NOT_MEASURED}: run `{COMMAND}`.\n"
+    lines = ["| route | test frames | NME | failure rate (NME > 10%) | pixel error | "
+             "dlib's 68-point predictor: NME / failure rate | minutes |",
+             "|---|---|---|---|---|---|---|"]
+    for name, entry in sorted(entries.items()):
+        figures = entry["figures"]
+        points = figures["metrics"]
+        lines.append(f"| {route_label(figures['settings'])} (`{name}`) | "
+                     f"{points['n_test']} | {percent(points['nme'])} | "
+                     f"{percent(points['failure_rate'])} | {points['pixel_error']:.2f} px | "
+                     f"{percent(points['dlib_nme'])} / {percent(points['dlib_failure_rate'])} | "
+                     f"{figures['minutes']} |")
+    return ("\n".join(lines) + "\n\nNME: the mean point error over the distance between the "
+            "outer eye corners, on the people held out. Measured with "
+            f"`{COMMAND}`: {provenance_line(list(entries.values()))}.\n")
 
 
 if __name__ == "__main__":

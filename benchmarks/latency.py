@@ -38,6 +38,7 @@ import numpy as np
 
 from benchmarks.results import RESULTS, record
 from benchmarks.shared_data import GENDER_WEB
+from benchmarks.tables_format import NOT_MEASURED, Results, provenance_line
 from facetl.core.errors import FacetlError
 from facetl.data.images import resize_square
 from facetl.faces.detect import Box, align, chosen_boxes, detect
@@ -176,6 +177,40 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{label} ({runtime}), {figures['photos']} photos, p50 / p95 ms: " + ", ".join(
                 f"{step} {steps[step]['p50_ms']} / {steps[step]['p95_ms']}"
                 for step in STEPS if steps[step]) + f" -> {path}")
+
+
+COMMAND = "PYTHONPATH=. python benchmarks/latency.py --models models --runtime keras onnx"
+
+
+def route_words(route: dict[str, Any]) -> str:
+    """A measured model in words: what its latency depends on."""
+    reduced = [policy for policy in route["precision"] if policy != "float32"]
+    faces = "faces aligned" if route["align"] else "no face front end"
+    return (f"{route['backbone']}, {route['head']} head, "
+            f"{'fine-tuned' if route['finetuned'] else 'frozen'}, {route['input_size']} px, "
+            f"{faces}" + (f", computes in {', '.join(reduced)}" if reduced else ""))
+
+
+def step_cell(step: dict[str, float] | None) -> str:
+    return "—" if step is None else f"{step['p50_ms']:.1f} / {step['p95_ms']:.1f}"
+
+
+def table(results: Results) -> str:
+    """docs/serve.md's table: each step's p50 / p95 per model and runtime."""
+    entries = results("latency")
+    if not entries:
+        return f"{NOT_MEASURED}: run `{COMMAND}`.\n"
+    lines = ["| route | runtime | photos | decode | face detection | alignment | network | "
+             "total |", "|---|---|---|---|---|---|---|---|"]
+    for name in sorted(entries):
+        figures = entries[name]["figures"]
+        notes = {"network": f" ({figures['network_note']})" if "network_note" in figures else ""}
+        cells = [step_cell(figures["steps"][step]) + notes.get(step, "") for step in STEPS]
+        lines.append(f"| {route_words(figures['route'])} (`{name}`) | {figures['runtime']} | "
+                     f"{figures['photos']} | {' | '.join(cells)} |")
+    return ("\n".join(lines) + "\n\nMilliseconds per photo, p50 / p95, one photo at a time. "
+            "A dash: the step does not run for that model. Measured with "
+            f"`{COMMAND}` on: {provenance_line(list(entries.values()))}.\n")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks import route_predictions
+from benchmarks.tables_format import Results, per_route_table, percent
 from facetl.core.metrics import confidence, expected_calibration_error
 from facetl.data.images import resize_square
 from facetl.faces.detect import face_crop
@@ -105,6 +106,34 @@ def summary(figures: dict) -> str:
 
 def main() -> None:
     route_predictions.measure_folders("no_face", __doc__, measure, summary)
+
+
+def table(results: Results) -> str:
+    """docs/experiments/no-face.md's table: faceless pictures before and after the no-face
+    temperature, and what it costs a real face."""
+    def rows(name: str, f: dict) -> list[str]:
+        faceless, noise = f["faceless"], f["noise_40px"]["p_positive"]
+        costs = f["test_photos_as_none"]
+        return [f"| {name} | {f['no_face']['model_temperature']:.2f} / "
+                f"{f['no_face']['temperature']:.2f} | "
+                f"{percent(faceless['before']['mean_confidence'])} → "
+                f"{percent(faceless['after']['mean_confidence'])} | "
+                f"{percent(faceless['before']['share_sure'])} → "
+                f"{percent(faceless['after']['share_sure'])} | "
+                f"{percent(noise['before']['mean_confidence'])} → "
+                f"{percent(noise['after']['mean_confidence'])} | "
+                f"{percent(costs['ece_model_temperature'])} → "
+                f"{percent(costs['ece_no_face_temperature'])} |"]
+
+    return per_route_table(
+        results, "no_face", "PYTHONPATH=.:src python benchmarks/no_face.py FOLDER",
+        ["route (experiment)", "temperature: model / no-face group",
+         "faceless pictures: mean confidence", "answered with p >= 0.9",
+         "40x40 noise, confidence", "a face photo in the group: ECE"], rows,
+        lambda first: f"Before → after the no-face temperature. Faceless pictures: "
+        f"{first['faceless']['n']} not fitted on, {len(first['faceless']['by_kind'])} kinds. "
+        "The last column: every CelebA test photo scored as if its face had been missed "
+        "(what the group's temperature costs a real face).")
 
 
 if __name__ == "__main__":

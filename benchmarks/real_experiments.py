@@ -15,14 +15,27 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from benchmarks import route_predictions
 from benchmarks.results import record
 from benchmarks.shared_data import CELEBA, GENDER_WEB, KEYPOINTS, MOBILENET, VGG16_HED
+from benchmarks.tables_format import (
+    NOT_MEASURED,
+    Results,
+    calibration_cell,
+    groups_cell,
+    interval,
+    mean_sd,
+    percent,
+    provenance_line,
+    weights_words,
+)
 from benchmarks.workspace import (
     REPO,
     commit_all,
@@ -34,7 +47,7 @@ from benchmarks.workspace import (
     stage_seconds,
     stages_run,
 )
-from facetl.core.params import lookup
+from facetl.core.params import load_params, lookup
 
 BASELINE = {
     "data.gender.source": str(CELEBA / "labels.csv"),
@@ -131,7 +144,7 @@ EXPERIMENTS = {
 TARGETS = {"route-": ["evaluate_gender", "repeats_gender", "pipelines/gender_ood/dvc.yaml"]}
 
 
-# What a gender evaluation reports, kept for the docs' tables (docs/tables.py).
+# What a gender evaluation reports, kept for the docs' tables (`routes_table` below).
 SCORES = ("accuracy", "accuracy_ci95", "auc", "n_test", "ece", "ece_ci95", "brier",
           "accuracy_at_coverage", "by_face")
 
@@ -212,6 +225,161 @@ def main() -> None:
             route_predictions.save(repo, route_predictions.folder_for(repo, name))
     run(["python", "-m", "facetl", "report"], repo)
     print((repo / "reports/comparison.md").read_text())
+
+
+# --- the docs' tables of the gender routes ---------------------------------------------------
+
+COMMAND = "PYTHONPATH=. python benchmarks/real_experiments.py WORKSPACE --only"
+# The gender routes with a row in the README's headline and docs/routes.md, in order: the
+# names of EXPERIMENTS without their `-seedN`. A new route is one more name here once its runs
+# are in the results file; its label comes from its settings.
+ROUTES = ("route-default", "route-finetune-cnn-all-layers", "route-face", "route-face-finetune")
+
+
+def seeds_cell(runs: list[dict[str, Any]], key: str) -> str:
+    """One run: its accuracy and Wilson interval; several seeds: each, then mean ± sd."""
+    metrics = [figures[key] for figures in runs if figures[key].get("accuracy") is not None]
+    if not metrics:
+        return "—"
+    if len(metrics) == 1:
+        return percent(metrics[0]["accuracy"]) + interval(metrics[0].get("accuracy_ci95"))
+    values = [m["accuracy"] for m in metrics]
+    return (", ".join(percent(v) for v in values) + f": **{mean_sd(values)}** "
+            f"({len(values)} seeds)")
+
+
+def route_label(params: dict[str, Any]) -> str:
+    """A gender route in words, from the params it ran with."""
+    backbone = lookup(params, "backbone")
+    if lookup(params, "finetune.gender.enabled"):
+        unfreeze = lookup(params, "finetune.gender.unfreeze")
+        trained = ("fine-tuned (every layer but BatchNorm)" if unfreeze == -1
+                   else f"fine-tuned (top {unfreeze} weight layers)")
+    else:
+        trained = "frozen"
+    weights = str(lookup(params, f"backbones.{backbone}.weights"))
+    return (f"`{backbone}` ({weights_words(weights)}), {trained}, "
+            f"{lookup(params, 'head.type')} head, "
+            f"{'faces aligned' if lookup(params, 'faces.align') else 'whole photos'} at "
+            f"{lookup(params, 'prepare.gender.input_size')} px")
+
+
+def run_settings(figures: dict[str, Any]) -> dict[str, Any]:
+    """The params a run used: recorded with it (`settings`), or rebuilt from the overrides it
+    recorded and this benchmark's fixed settings."""
+    return figures.get("settings") or settings(figures["overrides"])
+
+
+def grouped_routes(results: Results) -> dict[str, tuple[str, list[tuple[str, dict]]]]:
+    """route -> (its label, its runs), in ROUTES' order; a route whose seeds ran with other
+    settings but the seed is an error, not a row that mixes them."""
+    entries = results("real_experiments")
+    runs: dict[str, list[tuple[str, dict]]] = {}
+    for name in sorted(entries):
+        runs.setdefault(re.sub(r"-seed\d+$", "", name), []).append((name, entries[name]))
+    found = {}
+    for route in ROUTES:
+        named = runs.get(route)
+        if not named:
+            continue
+        labels = {route_label(run_settings(entry["figures"])) for _, entry in named}
+        if len(labels) > 1:
+            raise ValueError(f"{route}: runs with different settings: {sorted(labels)}")
+        found[route] = (labels.pop(), named)
+    return found
+
+
+def routes_table(results: Results) -> str:
+    """docs/routes.md's table: each route's accuracy on both test sets, seed by seed."""
+    grouped = grouped_routes(results)
+    if not grouped:
+        return f"{NOT_MEASURED}: run `{COMMAND} NAME ...`.\n"
+    lines = ["| route | CelebA test (grouped by person) | repeats: grouped splits | "
+             "gender_web (never trained on) | minutes per run | experiments |",
+             "|---|---|---|---|---|---|"]
+    for label, named in grouped.values():
+        runs = [entry["figures"] for _, entry in named]
+        repeats = [f["repeats"] for f in runs if f.get("repeats", {}).get("repeats", 1) > 1]
+        repeat_cell = "; ".join(f"{mean_sd(r['accuracy_values'])} ({r['repeats']} splits)"
+                                for r in repeats) or "—"
+        minutes = sorted(round(f["seconds"] / 60, 1) for f in runs)
+        lines.append(f"| {label} | {seeds_cell(runs, 'gender')} | {repeat_cell} | "
+                     f"{seeds_cell(runs, 'gender_ood')} | "
+                     f"{', '.join(str(m) for m in minutes)} | "
+                     f"{', '.join(f'`{name}`' for name, _ in named)} |")
+    every = [entry for _, named in grouped.values() for _, entry in named]
+    return ("\n".join(lines) + "\n\nIntervals: Wilson 95%. Measured with "
+            f"`{COMMAND} NAME ...`: {provenance_line(every)}.\n")
+
+
+def headline_table(results: Results) -> str:
+    """The README's summary: what `dvc repro` runs, then each measured route's accuracy and
+    calibration, seeds averaged."""
+    default = route_label(load_params(REPO / "params.yaml"))
+    lines = ["| route | CelebA test | gender_web | gender_web ECE |", "|---|---|---|---|",
+             f"| `dvc repro`: {default}, the chapter's CSV of photo URLs | not measured here "
+             "(it downloads the photos and the weights) | — | — |"]
+    grouped = grouped_routes(results)
+    for label, named in grouped.values():
+        runs = [entry["figures"] for _, entry in named]
+        eces = [f["gender_ood"]["ece"] for f in runs if f["gender_ood"].get("ece")]
+        lines.append(f"| {label} | {seeds_cell(runs, 'gender')} | "
+                     f"{seeds_cell(runs, 'gender_ood')} | "
+                     f"{mean_sd(eces) + '%' if eces else '—'} |")
+    if not grouped:
+        return "\n".join(lines) + f"\n\n{NOT_MEASURED}: no route run is recorded.\n"
+    every = [entry for _, named in grouped.values() for _, entry in named]
+    sources = sorted({Path(run_settings(entry["figures"])["data"]["gender"]["source"]).parent.name
+                      for entry in every})
+    return ("\n".join(lines) + f"\n\nThe measured rows: trained and tested on "
+            f"{', '.join(sources)} (`data.gender.source`), weights from local files. "
+            f"{provenance_line(every)}.\n")
+
+
+def route_groups_table(results: Results) -> str:
+    """docs/experiments/routes.md's table: accuracy per front-end group, of each route's
+    first experiment."""
+    grouped = grouped_routes(results)
+    if not grouped:
+        return f"{NOT_MEASURED}: run `{COMMAND} NAME ...`.\n"
+    lines = ["| route (first experiment) | CelebA test, per front-end group | "
+             "gender_web, per front-end group |", "|---|---|---|"]
+    for label, named in grouped.values():
+        name, entry = named[0]
+        figures = entry["figures"]
+        lines.append(f"| {label} (`{name}`) | {groups_cell(figures['gender'])} | "
+                     f"{groups_cell(figures['gender_ood'])} |")
+    return "\n".join(lines) + ("\n\nGroups: `found` (HOG), `fallback` (padded HOG or the CNN "
+                               "detector), `none` (the centred square).\n")
+
+
+def coverage_cell(metrics: dict[str, Any]) -> str:
+    at = metrics.get("accuracy_at_coverage") or {}
+    return " / ".join(percent(at.get(share)) for share in ("0.95", "0.90")) if at else "—"
+
+
+def route_calibration_table(results: Results) -> str:
+    """docs/experiments/calibration.md's table: every route run's ECE, Brier score and
+    accuracy at coverage."""
+    grouped = grouped_routes(results)
+    if not grouped:
+        return f"{NOT_MEASURED}: run `{COMMAND} NAME ...`.\n"
+    lines = ["| route | experiment | CelebA ECE [95% CI] | CelebA Brier | CelebA accuracy at "
+             "95% / 90% coverage | gender_web ECE [95% CI] | gender_web Brier | gender_web "
+             "accuracy at 95% / 90% coverage |", "|---|---|---|---|---|---|---|---|"]
+    for label, named in grouped.values():
+        for name, entry in named:
+            gender, web = entry["figures"]["gender"], entry["figures"]["gender_ood"]
+            brier = [f"{m['brier']:.4f}" if m.get("brier") is not None else "—"
+                     for m in (gender, web)]
+            lines.append(f"| {label} | `{name}` | {calibration_cell(gender)} | "
+                         f"{brier[0]} | {coverage_cell(gender)} | {calibration_cell(web)} | "
+                         f"{brier[1]} | {coverage_cell(web)} |")
+    return "\n".join(lines) + ("\n\nECE: 10 bins of the predicted class's probability over "
+                               "[0.5, 1]; its interval: 1000 bootstrap resamples of the "
+                               "photos (ECE is biased upwards on a resample, so the point "
+                               "sits low in it). A dash: the run predates calibration "
+                               "metrics.\n")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks import route_predictions
+from benchmarks.tables_format import Results, per_route_table, percent
 from facetl.core.metrics import expected_calibration_error
 from facetl.models.calibration import fit_temperature, sigmoid
 
@@ -68,6 +69,35 @@ def summary(figures: dict) -> str:
 
 def main() -> None:
     route_predictions.measure_folders("temperature_transfer", __doc__, measure, summary)
+
+
+def temperature_span(span: list[float] | None) -> str:
+    return "none" if span is None else f"{span[0]:.2f}–{span[1]:.2f}"
+
+
+def table(results: Results) -> str:
+    """docs/experiments/calibration.md's table: the temperature fitted on each set, and how
+    far it carries to gender_web."""
+    fits = ("validation", "test", "validation+test", "none")
+
+    def rows(name: str, f: dict) -> list[str]:
+        temperatures = " / ".join(f"{f['fits'][fit]['temperature']:.2f}" for fit in fits[:3])
+        return [f"| {name} | {percent(f['accuracy']['test'])} / {percent(f['accuracy']['web'])} "
+                f"| {temperatures} | "
+                f"{' / '.join(percent(f['fits'][fit]['web']['ece']) for fit in fits)} | "
+                f"{temperature_span(f['within_goal']['web'])} | "
+                f"{temperature_span(f['within_goal']['test'])} |"]
+
+    return per_route_table(
+        results, "temperature_transfer",
+        "PYTHONPATH=.:src python benchmarks/temperature_transfer.py FOLDER",
+        ["route (experiment)", "accuracy CelebA / gender_web",
+         "T fitted on: validation / test / both", "gender_web ECE at those T / uncalibrated",
+         "gender_web within 2% for T in", "CelebA test within 2% for T in"], rows,
+        lambda _: "T: the temperature the logit is divided by (larger: less sure). `test` and "
+        "`both` are fitted on CelebA's test photos (with the validation people): a diagnosis "
+        "of what more in-distribution photos could reach, never a route. The spans: the "
+        "lowest and highest T on a grid 1.5% apart whose ECE is within 2%.")
 
 
 if __name__ == "__main__":

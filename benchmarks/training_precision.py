@@ -29,6 +29,7 @@ import keras
 import numpy as np
 
 from benchmarks.results import add_results_dir, record
+from benchmarks.tables_format import NOT_MEASURED, Results, provenance_line
 from facetl.gender.scratch import scratch_cnn
 from facetl.keypoints.heads import keypoint_head
 from facetl.models.backbones import build_extractor
@@ -162,6 +163,31 @@ def main() -> None:
                   f"{base / step:.2f}x {first}'s speed", flush=True)
             path = record("training_precision", f"{name}-{precision}", figures, args.results_dir)
     print(f"recorded in {path}")
+
+
+COMMAND = "PYTHONPATH=. python benchmarks/training_precision.py"
+
+
+def table(results: Results) -> str:
+    """docs/backends-gpu.md's table: each network's training speed per precision."""
+    entries = results("training_precision")
+    networks = sorted({name.rsplit("-", 1)[0] for name in entries if not name.startswith("peak")})
+    if not networks:
+        return f"{NOT_MEASURED}: run `{COMMAND}`.\n"
+    peaks = ", ".join(f"{name.split('-', 1)[1]} {entries[name]['figures']['gflops']:.0f}"
+                      for name in sorted(entries) if name.startswith("peak-"))
+    lines = ["| network (batch) | precision | images/s | share of the precision's measured "
+             "peak | speed vs float32 |", "|---|---|---|---|---|"]
+    for network in networks:
+        for name in sorted(n for n in entries if n.rsplit("-", 1)[0] == network):
+            f = entries[name]["figures"]
+            lines.append(f"| {network} ({f['batch']}) | {name.rsplit('-', 1)[1]} | "
+                         f"{f['images_per_s']:.1f} | {100 * f['share_of_peak']:.0f}% | "
+                         f"{f['speed_relative']:.2f}x |")
+    return ("\n".join(lines) + "\n\nTraining steps (median over alternating rounds). Each "
+            "share is against the peak measured in the same run (GFLOP/s of a 2048² matmul; "
+            f"the latest: {peaks}). Measured with `{COMMAND}` "
+            f"on: {provenance_line(list(entries.values()))}.\n")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ its two: on a CPU shared with other work, the load its run saw.
 
 Records benchmarks/results/training_speed.json: `peak-float32` and one entry per
 `<network>-<variant>`, with `-jax` or `-torch` after it when KERAS_BACKEND names that backend
-(the peak then is that backend's own matmul); `speed_table` renders it (docs/backends-gpu.md).
+(the peak then is that backend's own matmul); `table` renders it (docs/backends-gpu.md).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import keras
 import numpy as np
 
 from benchmarks.results import add_results_dir, record
+from benchmarks.tables_format import NOT_MEASURED, Results
 from facetl.gender.scratch import resize_batch, scratch_cnn
 from facetl.keypoints.heads import keypoint_head
 from facetl.models.backbones import build_extractor
@@ -249,12 +250,12 @@ def share(value: float) -> str:
     return f"{100 * value:.0f}%" if value >= 0.01 else f"{100 * value:.2f}%"
 
 
-def speed_table(results: Callable[[str], dict]) -> str:
+def table(results: Results) -> str:
     """docs/backends-gpu.md's table: one row per network and variant, from the results file."""
     entries = results("training_speed")
     rows = {name: entry for name, entry in entries.items() if not name.startswith("peak-")}
     if not rows:
-        return f"Not measured yet: run `{COMMAND}`.\n"
+        return f"{NOT_MEASURED}: run `{COMMAND}`.\n"
     lines = ["| network | how it trains | backend | batch | s per epoch (examples) | GFLOP/s | "
              "share of float32 peak |", "|---|---|---|---|---|---|---|"]
     for name, entry in rows.items():

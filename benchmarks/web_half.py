@@ -25,11 +25,21 @@ from benchmarks.real_experiments import (
     BASELINE,
     EXPERIMENTS,
     TARGETS,
+    route_label,
     run_experiment,
+    run_settings,
     workspace,
 )
 from benchmarks.results import add_results_dir, record
 from benchmarks.shared_data import CELEBA, GENDER_WEB
+from benchmarks.tables_format import (
+    NOT_MEASURED,
+    Results,
+    groups_cell,
+    interval,
+    percent,
+    provenance_line,
+)
 from benchmarks.workspace import set_params
 from facetl.core.metrics import binary_report, by_group_report
 from facetl.report.compare import discordant_counts, mcnemar_exact
@@ -121,6 +131,40 @@ def main() -> None:
                         "celeba_only": report(celeba_rows(before["test"]))},
         "train_half_photos": len(halves(pd.read_csv(GENDER_WEB / "labels.csv"))[0]),
     }, args.results_dir)
+
+
+COMMAND = "PYTHONPATH=.:src python benchmarks/web_half.py WORKSPACE --seed S --route R"
+
+
+def table(results: Results) -> str:
+    """docs/experiments/web-half.md's table: each route and seed trained on CelebA alone and
+    with half of gender_web, scored on the other half."""
+    entries = results("web_half")
+    if not entries:
+        return f"{NOT_MEASURED}: run `{COMMAND}`.\n"
+    lines = ["| route, seed | trained on | held-out half of gender_web | its ECE | "
+             "per front-end group | CelebA test photos |", "|---|---|---|---|---|---|"]
+    routes = results("real_experiments")
+    for _, entry in sorted(entries.items()):
+        f = entry["figures"]
+        route = route_label(run_settings(routes[f["celeba_only_run"]]["figures"]))
+        for run, label in (("celeba_only", "CelebA"),
+                           ("with_half", f"CelebA + {f['train_half_photos']} gender_web")):
+            held = f["held_out"][run]
+            celeba = f["celeba_test"][run]
+            lines.append(f"| {route}, seed {f['seed']} | {label} | "
+                         f"{percent(held['accuracy'])}{interval(held['accuracy_ci95'])} | "
+                         f"{percent(held['ece'])} | {groups_cell(held)} | "
+                         f"{percent(celeba['accuracy'])}{interval(celeba['accuracy_ci95'])} "
+                         f"(n={celeba['n_test']}) |")
+        pair = f["held_out"]["paired"]
+        lines.append(f"| | paired on the {pair['n']} held-out photos | right only with the "
+                     f"half: {pair['only_with_half_right']}, only without: "
+                     f"{pair['only_celeba_only_right']}, exact McNemar p "
+                     f"{pair['p']:.2g} | | | |")
+    return ("\n".join(lines) + "\n\nIntervals: Wilson 95%. The CelebA test photos differ "
+            "between the two runs (adding photos moves the split): unpaired. Measured with "
+            f"`{COMMAND}` on: {provenance_line(list(entries.values()))}.\n")
 
 
 if __name__ == "__main__":

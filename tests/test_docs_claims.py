@@ -18,13 +18,14 @@ import pytest
 import yaml
 from markdown_it import MarkdownIt
 
+from benchmarks import tables_format
 from benchmarks.real_experiments import EXPERIMENTS
-from benchmarks.results import RESULTS
+from benchmarks.results import RESULTS, load
 from benchmarks.workspace import REPO
+from docs import stage_graph, tables
 from facetl.core.errors import FacetlError
 from facetl.core.schema import RENAMES, removed_settings, task_schema, validate_params
 from facetl.core.tasks import task_names
-from tests.test_docs_tables import tables
 
 PAGES = tables.pages()
 MARKDOWN = MarkdownIt("commonmark").enable("table")
@@ -92,9 +93,9 @@ def result_keys() -> set[str]:
 def test_no_page_promises_a_figure_that_no_results_file_holds(page):
     text = page.read_text()
     for match in tables.MARKER.finditer(text):
-        rendered = tables.TABLES[match.group(2)](tables.load)
-        assert tables.NOT_MEASURED not in rendered, f"table {match.group(2)}: {rendered}"
-    assert tables.NOT_MEASURED.lower() not in text.lower()
+        rendered = tables.TABLES[match.group(2)](load)
+        assert tables_format.NOT_MEASURED not in rendered, f"table {match.group(2)}: {rendered}"
+    assert tables_format.NOT_MEASURED.lower() not in text.lower()
     tables.render(text)  # a value no results file holds raises
 
 
@@ -182,13 +183,13 @@ def test_the_readme_says_what_each_change_reruns():
     for change, listed in rows:
         keys = re.findall(r"-S ([\w.]+)=", change)
         assert keys, change
-        expected = set().union(*(tables.reruns(key) for key in keys))
+        expected = set().union(*(stage_graph.reruns(key) for key in keys))
         assert set(re.findall(r"`(\w+)`", listed)) == expected, change
 
 
 def test_the_stage_map_names_each_stages_module_and_outputs():
     rows = table_rows(readme(), "| stage | module")
-    stages = tables.stages()
+    stages = stage_graph.stages()
     assert {row[0].split(",")[0].strip("`").split("@")[0] for row in rows} == {
         name.split("@")[0] for name in stages}
     for stage_cell, module, writes in rows:
@@ -200,7 +201,7 @@ def test_the_stage_map_names_each_stages_module_and_outputs():
         for path in re.findall(r"`((?:data|metrics|plots|models)/[^`]*)`", writes):
             path = (path.rstrip("/").replace("<backbone>", "vgg16").replace("<name>", "large")
                     .rstrip("*"))
-            assert any(tables.feeds(out, path) for out in stage["outs"]), (name, path)
+            assert any(stage_graph.feeds(out, path) for out in stage["outs"]), (name, path)
 
 
 def test_the_readme_names_every_layer_of_the_library():

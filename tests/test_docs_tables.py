@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 
 import pytest
 
+from benchmarks.results import RESULTS
+from benchmarks.tables_format import NOT_MEASURED, commit_time, provenance_line
 from benchmarks.workspace import REPO
-
-spec = importlib.util.spec_from_file_location("docs_tables", REPO / "docs/tables.py")
-tables = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(tables)
+from docs import tables
+from facetl.core.params import load_params
 
 RUN = {"provenance": {"command": "python benchmarks/real_experiments.py ws", "machine": "cpu X",
                       "commit": "abc", "date": "2026-01-01"},
@@ -29,9 +28,9 @@ BEST = "`dlib_face` (the file the face_recognition_models package installs), fro
 
 @pytest.mark.parametrize("page", tables.pages(), ids=lambda p: str(p.relative_to(REPO)))
 def test_every_docs_table_matches_its_results_file(page):
-    recorded = {entry["provenance"]["commit"] for path in tables.RESULTS.glob("*.json")
+    recorded = {entry["provenance"]["commit"] for path in RESULTS.glob("*.json")
                 for entry in json.loads(path.read_text())["entries"].values()}
-    if any(tables.commit_time(commit) == float("inf") for commit in recorded):
+    if any(commit_time(commit) == float("inf") for commit in recorded):
         pytest.skip("a provenance line orders commits by git history, which this copy lacks")
     text = page.read_text()
     assert tables.render(text) == text, f"{page.name}: run python docs/tables.py"
@@ -117,7 +116,7 @@ def test_the_latency_table_shows_each_steps_p50_and_p95_per_route_and_runtime():
 
 def test_the_latency_table_says_not_measured_yet_without_a_results_file():
     fresh = tables.render("<!-- table: latency -->\n<!-- end table -->", lambda name: {})
-    assert tables.NOT_MEASURED in fresh and "benchmarks/latency.py" in fresh
+    assert NOT_MEASURED in fresh and "benchmarks/latency.py" in fresh
     assert "|" not in fresh
 
 
@@ -163,18 +162,18 @@ def test_seeds_of_one_route_run_with_other_settings_are_an_error():
 
 def test_the_headline_says_what_dvc_repro_runs_from_params_yaml():
     fresh = tables.render("<!-- table: headline -->\n<!-- end table -->", lambda name: {})
-    params = tables.project_params()
+    params = load_params(REPO / "params.yaml")
     row = next(line for line in fresh.splitlines() if line.startswith("| `dvc repro`"))
     assert f"`{params['backbone']}`" in row
     assert f"{params['prepare']['gender']['input_size']} px" in row
-    assert "not measured here" in row and tables.NOT_MEASURED in fresh
+    assert "not measured here" in row and NOT_MEASURED in fresh
 
 
 def test_a_provenance_line_gives_machines_dates_and_commits_as_ranges():
     entries = [{"provenance": {"machine": "cpu X", "commit": commit, "date": date}}
                for commit, date in (("aaa", "2026-01-02"), ("bbb+changes", "2026-01-01"),
                                     ("aaa", "2026-01-03"))]
-    line = tables.provenance(entries)
+    line = provenance_line(entries)
     assert line.startswith("cpu X; 2026-01-01 to 2026-01-03; commits ")
     assert line.endswith("(3 runs, 1 of them with uncommitted changes)")
     assert line.count("cpu X") == 1
@@ -197,7 +196,7 @@ def test_the_keypoint_table_shows_the_model_and_dlib_on_the_same_frames():
             "gdconv head, backbone fine-tuned up to 30 epochs, wing loss, 3 passes from a dlib "
             "box (`finetune`) | 348 | 4.12% | 1.15% | 2.35 px | 7.01% / 6.32% | 41.5 |") in fresh
     empty = tables.render("<!-- table: keypoints -->\n<!-- end table -->", lambda name: {})
-    assert tables.NOT_MEASURED in empty and "keypoint_routes.py" in empty
+    assert NOT_MEASURED in empty and "keypoint_routes.py" in empty
 
 
 def test_a_value_in_prose_is_the_results_files():
@@ -221,11 +220,11 @@ def test_the_stage_graph_is_the_pipeline_files():
 
 @pytest.mark.parametrize("recipe", ["finetune", "chapter"])
 def test_the_keypoint_benchmark_records_what_a_route_label_needs(recipe):
-    from benchmarks.keypoint_routes import DATA, settings
-    params = tables.project_params()
+    from benchmarks.keypoint_routes import DATA, route_label, settings
+    params = load_params(REPO / "params.yaml")
     params["keypoints"]["recipe"] = recipe
     params["backbones"]["mobilenet_v2"]["weights"] = DATA["backbones.mobilenet_v2.weights"]
-    label = tables.keypoint_label(settings(params))
+    label = route_label(settings(params))
     assert label.startswith(f"{recipe} recipe: `mobilenet_v2` (local weights file `")
     size = (params["prepare"]["keypoints"]["input_size"] if recipe == "chapter"
             else params["keypoints"]["crop"]["input_size"])
