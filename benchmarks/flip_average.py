@@ -27,7 +27,7 @@ from benchmarks.tables_format import Results, calibration_cell, per_route_table,
 from facetl.data.images import mirror_image, read_image, resize_square
 from facetl.faces.detect import face_crop
 from facetl.models.calibration import fit_temperature, logit, sigmoid, temperature_of
-from facetl.models.export import load_task_model
+from facetl.models.saving import load_task_model
 
 BATCH = 32
 

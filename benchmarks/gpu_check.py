@@ -327,7 +327,6 @@ def training(args, photos, labels, weights) -> dict:
 
     from facetl.models import backend, finetune
     from facetl.models.backbones import get_spec
-    from facetl.models.export import end_to_end
     from facetl.models.heads import chapter_head
     from facetl.models.precision import (
         TRAINED_BF16_WINS_WITH,
@@ -335,6 +334,7 @@ def training(args, photos, labels, weights) -> dict:
         hidden_layers,
         resolve_precision,
     )
+    from facetl.models.saving import end_to_end
     from facetl.models.training import FeatureBatches, feature_max
 
     size, name = 224, "mobilenet_v2"

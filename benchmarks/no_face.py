@@ -34,7 +34,7 @@ from facetl.gender.no_face import (
     calibrated_by_face,
     no_face_calibration,
 )
-from facetl.models.export import load_task_model
+from facetl.models.saving import load_task_model
 
 FIT_SEED, HELD_OUT_SEED = 0, 10_000
 HELD_OUT = 300  # faceless pictures measured on

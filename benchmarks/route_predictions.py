@@ -74,7 +74,7 @@ def with_raw_logits(folder: Path) -> dict[str, pd.DataFrame]:
     """The saved parts with `z`, the model's logit before its temperature (the saved
     probability's logit times that temperature): what a calibration is fitted on."""
     from facetl.models.calibration import logit, temperature_of
-    from facetl.models.export import load_task_model
+    from facetl.models.saving import load_task_model
 
     model, _ = load_task_model("gender", folder / "models")
     t_model = temperature_of(model)
@@ -85,7 +85,7 @@ def with_raw_logits(folder: Path) -> dict[str, pd.DataFrame]:
 def main() -> None:
     from facetl.core.params import load_params, lookup
     from facetl.data.splits import carve_validation, load_split
-    from facetl.models.export import load_task_model
+    from facetl.models.saving import load_task_model
     from facetl.models.training import FeatureBatches
 
     parser = argparse.ArgumentParser(description=__doc__)

@@ -33,10 +33,10 @@ from benchmarks.tables_format import NOT_MEASURED, Results, provenance_line
 from facetl.gender.scratch import scratch_cnn
 from facetl.keypoints.heads import keypoint_head
 from facetl.models.backbones import build_extractor
-from facetl.models.export import end_to_end
 from facetl.models.finetune import find_backbone, optimizer, unfreeze_top
 from facetl.models.heads import chapter_head
 from facetl.models.precision import computing_in, hidden_layers
+from facetl.models.saving import end_to_end
 from facetl.models.speed import MATMUL, measure_peak, training_flops
 from facetl.ship.export import all_layers
 

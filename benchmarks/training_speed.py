@@ -38,9 +38,9 @@ from benchmarks.tables_format import NOT_MEASURED, Results
 from facetl.gender.scratch import resize_batch, scratch_cnn
 from facetl.keypoints.heads import keypoint_head
 from facetl.models.backbones import build_extractor
-from facetl.models.export import end_to_end
 from facetl.models.finetune import finetune, unfreeze_top
 from facetl.models.heads import chapter_head
+from facetl.models.saving import end_to_end
 from facetl.models.speed import SpeedMeter, machine, measure_peak
 from facetl.models.training import fit
 

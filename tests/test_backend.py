@@ -19,9 +19,9 @@ from facetl.cli import main as cli
 from facetl.data.images import resize_square
 from facetl.models import backend
 from facetl.models.backbones import build_extractor
-from facetl.models.export import end_to_end, save_task_model
 from facetl.models.extraction import extract_to_npy
 from facetl.models.heads import chapter_head
+from facetl.models.saving import end_to_end, save_task_model
 from facetl.models.training import feature_max, fit
 
 SIZE = 32

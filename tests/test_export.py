@@ -24,8 +24,8 @@ from facetl.data.images import read_image, resize_square
 from facetl.faces.dlib_models import PACKAGED
 from facetl.models.backbones import build_extractor, load_model
 from facetl.models.calibration import temperature_layers, with_temperature
-from facetl.models.export import end_to_end, save_task_model
 from facetl.models.linear_head import linear_head
+from facetl.models.saving import end_to_end, save_task_model
 from facetl.ship.card import model_card
 from facetl.ship.export import export, recorded_params
 from tests.test_keypoints_finetune import tiny_params as finetune_params

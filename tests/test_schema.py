@@ -235,7 +235,7 @@ def test_a_model_saved_before_the_rename_reads_with_the_new_name(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import keras
 
-    from facetl.models.export import load_task_model, save_task_model
+    from facetl.models.saving import load_task_model, save_task_model
 
     monkeypatch.chdir(tmp_path)
     inputs = keras.Input((8, 8, 3))

@@ -27,7 +27,7 @@ from urllib.parse import urlparse
 import pandas as pd
 from tqdm import tqdm
 
-from facetl.core import settings
+from facetl.core import environment
 from facetl.core.atomic import TMP_MARK, write_bytes, write_csv
 from facetl.core.errors import FacetlError
 from facetl.data.images import ImageDecodeError, decode_image, image_format
@@ -56,10 +56,10 @@ class FetchPolicy:
 
 
 def fetch_policy(max_mb: float) -> FetchPolicy:
-    """The size cap is a param (it decides which images exist); the rest are settings."""
-    return FetchPolicy(timeout_s=settings.number("FACETL_DOWNLOAD_TIMEOUT_S"),
-                       retries=int(settings.number("FACETL_DOWNLOAD_RETRIES")),
-                       backoff_s=settings.number("FACETL_DOWNLOAD_BACKOFF_S"),
+    """The size cap is a param (it decides which images exist); the rest, environment variables."""
+    return FetchPolicy(timeout_s=environment.number("FACETL_DOWNLOAD_TIMEOUT_S"),
+                       retries=int(environment.number("FACETL_DOWNLOAD_RETRIES")),
+                       backoff_s=environment.number("FACETL_DOWNLOAD_BACKOFF_S"),
                        max_bytes=int(max_mb * 2**20))
 
 
@@ -255,7 +255,7 @@ def download(rows: pd.DataFrame, out_dir: Path, policy: FetchPolicy,
     killed run resumes where it stopped; manifest.csv itself is written once, whole, in
     source order, and only then is the journal removed.
     """
-    workers = workers or int(settings.number("FACETL_DOWNLOAD_WORKERS"))
+    workers = workers or int(environment.number("FACETL_DOWNLOAD_WORKERS"))
     out_dir.mkdir(parents=True, exist_ok=True)
     _clean_killed_writes(out_dir)
     previous = previous_rows(out_dir)

@@ -25,7 +25,7 @@ from facetl.data.splits import load_split
 from facetl.inspect.gradcam import gradcam, overlay
 from facetl.inspect.taps import LayerPath, intermediate_model, resolve_conv_layer
 from facetl.models.backbones import load_model
-from facetl.models.export import load_task_model
+from facetl.models.saving import load_task_model
 
 
 def pick_test_row(index: pd.DataFrame, test: np.ndarray, choice: int | str) -> int:

@@ -15,7 +15,7 @@ from facetl.core.params import load_params, lookup
 from facetl.core.plots import calibration_plots, confusion_plot, image_grid, roc_plot
 from facetl.data.splits import load_split
 from facetl.gender.no_face import calibrated_by_face
-from facetl.models.export import load_task_model
+from facetl.models.saving import load_task_model
 from facetl.models.training import FeatureBatches
 
 TASK = "gender"

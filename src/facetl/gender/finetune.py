@@ -28,9 +28,9 @@ from facetl.gender.no_face import no_face_calibration
 from facetl.models.augment import AugmentSettings, augment_batch
 from facetl.models.backbones import get_spec, load_model
 from facetl.models.calibration import calibrate, rescaled, temperature_of, uncalibrated
-from facetl.models.export import load_task_model, save_task_model
 from facetl.models.finetune import ImageBatches, finetune, unfreeze_top
 from facetl.models.precision import resolve_precision
+from facetl.models.saving import load_task_model, save_task_model
 from facetl.models.speed import SpeedMeter
 
 TASK = "gender"

@@ -12,8 +12,8 @@ from facetl.core.errors import FacetlError
 from facetl.data.images import resize_square
 from facetl.faces.detect import check_settings, face_crops
 from facetl.gender.no_face import calibrated_by_face
-from facetl.models.export import load_task_model
 from facetl.models.inference import Loader, stream_predictions
+from facetl.models.saving import load_task_model
 
 UNCERTAIN = "uncertain"  # the answer below --min-confidence
 

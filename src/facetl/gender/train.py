@@ -11,7 +11,7 @@ from facetl.core.atomic import write_json
 from facetl.core.params import load_params, lookup
 from facetl.data.splits import load_split
 from facetl.gender.head import fit_classifier_head
-from facetl.models.export import save_head_model
+from facetl.models.saving import save_head_model
 from facetl.models.speed import SpeedMeter
 
 TASK = "gender"

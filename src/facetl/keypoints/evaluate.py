@@ -43,7 +43,7 @@ from facetl.keypoints.prepare import (
 )
 from facetl.keypoints.reference import SOURCE, reference_points
 from facetl.models.backbones import load_model
-from facetl.models.export import load_task_model
+from facetl.models.saving import load_task_model
 
 TASK = "keypoints"
 CED_THRESHOLDS = np.round(np.arange(0, 0.5001, 0.005), 4)

@@ -19,8 +19,8 @@ from facetl.data.images import resize_square
 from facetl.keypoints import losses  # noqa: F401  registers WingLoss: saved models load
 from facetl.keypoints.locate import locate_with_meta
 from facetl.models import inference
-from facetl.models.export import load_task_model
 from facetl.models.inference import Loader, chunks, read_input, stream_predictions
+from facetl.models.saving import load_task_model
 
 PIPELINE = "dvc repro pipelines/keypoints/dvc.yaml"  # the command that trains the model
 

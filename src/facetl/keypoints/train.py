@@ -35,10 +35,10 @@ from facetl.keypoints.losses import keypoint_loss
 from facetl.keypoints.prepare import crop_targets, normalised_targets
 from facetl.models.augment import AugmentSettings, augment_batch
 from facetl.models.backbones import get_spec, load_model
-from facetl.models.export import end_to_end, save_head_model, save_task_model
 from facetl.models.finetune import finetune, unfreeze_top
 from facetl.models.heads import chapter_head, plain_convs
 from facetl.models.precision import resolve_precision, trained_precision
+from facetl.models.saving import end_to_end, save_head_model, save_task_model
 from facetl.models.speed import SpeedMeter
 from facetl.models.training import feature_max, fit
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import keras
 
-from facetl.core import paths, settings
+from facetl.core import environment, paths
 from facetl.core.atomic import atomic_path, write_json
 from facetl.core.params import load_params, lookup
 from facetl.models.backbones import build_extractor, get_spec
@@ -30,7 +30,7 @@ def extract_features(task: str, name: str, params: dict[str, Any],
     cfg = lookup(params, "features")
     precision = resolve_precision(cfg["precision"], get_spec(name).bf16_wins_with)
     keras.utils.set_random_seed(lookup(params, "seed"))  # `weights: none` is reproducible too
-    strategy = replica_strategy(settings.flag("FACETL_MULTI_GPU"))
+    strategy = replica_strategy(environment.flag("FACETL_MULTI_GPU"))
 
     with NpyRows(paths.prepared_dir(task) / "images.npy") as images:
         with strategy.scope():

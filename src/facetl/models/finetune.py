@@ -17,7 +17,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from facetl.core import settings
+from facetl.core import environment
 from facetl.models.curves import LiveCurves
 from facetl.models.precision import computing_in, loss_scaled
 from facetl.models.speed import SpeedMeter
@@ -182,7 +182,7 @@ def finetune(model: keras.Model, images: np.ndarray, targets: np.ndarray, train_
     trains; float16 scales the loss so that small gradients do not underflow. `speed` times
     the epochs (SpeedMeter.figures).
     """
-    loader = {"workers": settings.count("FACETL_WORKERS")}
+    loader = {"workers": environment.count("FACETL_WORKERS")}
     train = ImageBatches(images, targets, train_idx, cfg["batch_size"], shuffle=True, seed=seed,
                          augment=augment, **loader)
     val = ImageBatches(images, targets, val_idx, cfg["batch_size"], **loader)

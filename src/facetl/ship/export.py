@@ -26,7 +26,7 @@ from facetl.core.atomic import atomic_path
 from facetl.core.errors import FacetlError
 from facetl.core.tasks import task as registered
 from facetl.models.backbones import Preprocess
-from facetl.models.export import load_task_model
+from facetl.models.saving import load_task_model
 from facetl.ship.card import model_card
 from facetl.ship.runtime import FILES, export_command, open_network, optional
 

@@ -1,4 +1,4 @@
-"""Run-time settings that cannot change a result: environment variables, not params.
+"""Environment variables: run-time knobs that cannot change a result, unlike params.
 
 Changing them must rerun nothing, so no stage lists them; each has a default that suits
 the machine the pipeline runs on.
@@ -20,27 +20,27 @@ DEFAULTS = {
 }
 
 
-def setting(name: str) -> str:
+def variable(name: str) -> str:
     return os.environ.get(name, DEFAULTS[name])
 
 
 def number(name: str) -> float:
-    """A numeric setting, with an error that names the variable when it is not a number."""
+    """A numeric variable, with an error naming it when it is not a number."""
     try:
-        return float(setting(name))
+        return float(variable(name))
     except ValueError as exc:
-        raise FacetlError(f"environment variable {name}={setting(name)!r} is not a number "
+        raise FacetlError(f"environment variable {name}={variable(name)!r} is not a number "
                           f"(default {DEFAULTS[name]})") from exc
 
 
 def count(name: str) -> int:
-    """A whole-number setting >= 1 (threads, workers), with an error naming the variable."""
+    """A whole-number variable >= 1 (threads, workers), with an error naming it."""
     value = number(name)
     if not value.is_integer() or value < 1:
-        raise FacetlError(f"environment variable {name}={setting(name)!r} must be a whole "
+        raise FacetlError(f"environment variable {name}={variable(name)!r} must be a whole "
                           f"number >= 1 (default {DEFAULTS[name]})")
     return int(value)
 
 
 def flag(name: str) -> bool:
-    return setting(name).strip().lower() in ("1", "true", "yes")
+    return variable(name).strip().lower() in ("1", "true", "yes")
