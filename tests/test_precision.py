@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from facetl.core.errors import FacetlError
+from facetl.keypoints.heads import HEAD_BF16_WINS_WITH
 from facetl.models import precision, training
 from facetl.models.heads import chapter_head
 from facetl.models.precision import loss_scaled, resolve_precision
@@ -92,16 +93,16 @@ def test_unsupported_request_falls_back_with_one_warning(hardware, flags, gpu, r
 # --- the networks trained on cached features or from scratch --------------------------------
 
 
-@pytest.mark.parametrize(("flags", "network", "expected"), [
-    (BF16_CPU, "chapter_head", "bfloat16"),  # measured: ~1.8x with AVX512-BF16
-    (BF16_CPU, "scratch_cnn", "bfloat16"),
-    (BF16_CPU, "keypoint_head", "float32"),  # measured: slower in bf16 (too little work)
-    (OLD_CPU, "chapter_head", "float32"),
+@pytest.mark.parametrize(("flags", "bf16_wins_with", "expected"), [
+    (BF16_CPU, precision.TRAINED_BF16_WINS_WITH["chapter_head"], "bfloat16"),  # ~1.8x, measured
+    (BF16_CPU, precision.TRAINED_BF16_WINS_WITH["scratch_cnn"], "bfloat16"),
+    (BF16_CPU, HEAD_BF16_WINS_WITH, "float32"),  # measured: slower in bf16 (too little work)
+    (OLD_CPU, precision.TRAINED_BF16_WINS_WITH["chapter_head"], "float32"),
 ])
-def test_auto_for_trained_networks_follows_the_measured_table(hardware, flags, network,
+def test_auto_for_trained_networks_follows_the_measured_table(hardware, flags, bf16_wins_with,
                                                               expected):
     hardware(flags)
-    assert precision.trained_precision("auto", network, "train.gender.precision") == expected
+    assert precision.trained_precision("auto", bf16_wins_with, "train.precision") == expected
 
 
 class ComputeDtypes(keras.callbacks.Callback):

@@ -18,7 +18,7 @@ from facetl.models.backbones import get_spec
 from facetl.models.calibration import calibrate, temperature_of
 from facetl.models.heads import chapter_head, plain_convs
 from facetl.models.linear_head import HEAD_TYPES, fit_linear_head, log_cv_curve
-from facetl.models.precision import trained_precision
+from facetl.models.precision import TRAINED_BF16_WINS_WITH, trained_precision
 from facetl.models.speed import SpeedMeter
 from facetl.models.training import feature_max, fit
 
@@ -55,7 +55,7 @@ def fit_classifier_head(name: str, features: np.ndarray, index: pd.DataFrame, tr
         fit(head, features, targets, fit_rows, val_rows,
             cfg | {"loss": "binary_crossentropy", "metrics": ["accuracy"]}, seed,
             plots_dir / "training" if plots_dir else None,
-            precision=trained_precision(cfg["precision"], "chapter_head",
+            precision=trained_precision(cfg["precision"], TRAINED_BF16_WINS_WITH["chapter_head"],
                                         "train.gender.precision"), speed=speed)
         head = plain_convs(head)  # trained as patches x matrix, saved as the chapter's Conv2D
         if plots_dir:

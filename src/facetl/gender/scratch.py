@@ -24,7 +24,7 @@ from facetl.core.plots import training_curves
 from facetl.data.images import resize_square
 from facetl.data.splits import carve_validation, holdout_mask, load_split
 from facetl.models.heads import conv_block
-from facetl.models.precision import trained_precision
+from facetl.models.precision import TRAINED_BF16_WINS_WITH, trained_precision
 from facetl.models.speed import SpeedMeter
 from facetl.models.training import FeatureBatches, fit
 
@@ -92,7 +92,8 @@ def main(scenario: str) -> None:
     speed = SpeedMeter()
     fit(model, images, targets, fit_rows, val_rows,
         cfg | {"loss": "binary_crossentropy", "metrics": ["accuracy"]}, seed, live_dir, resize,
-        trained_precision(cfg["precision"], "scratch_cnn", "scratch.common.precision"), speed)
+        trained_precision(cfg["precision"], TRAINED_BF16_WINS_WITH["scratch_cnn"],
+                          "scratch.common.precision"), speed)
     batches = FeatureBatches(images, targets, test, cfg["batch_size"], transform=resize)
     p_positive = model.predict(batches, verbose=0)[:, 0]
     seconds = time.perf_counter() - start

@@ -22,6 +22,9 @@ from keras import layers
 from facetl.core.errors import FacetlError
 
 HEADS = ("conv", "gdconv", "gap")  # keypoints.head.type
+# The CPU flag from which bf16 trains these heads faster (models.precision): none, a depthwise
+# conv and a Dense are too little work to gain (benchmarks/training_precision.py measured it).
+HEAD_BF16_WINS_WITH: str | None = None
 
 
 def keypoint_head(feature_shape: tuple[int, ...], kind: str, channels: int, dropout: float,

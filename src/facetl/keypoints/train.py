@@ -29,7 +29,7 @@ from facetl.core.params import load_params, lookup
 from facetl.core.plots import training_curves
 from facetl.data.splits import carve_validation, load_split
 from facetl.keypoints.config import backbone_name, inference_meta, keypoint_params, recipe
-from facetl.keypoints.heads import keypoint_head
+from facetl.keypoints.heads import HEAD_BF16_WINS_WITH, keypoint_head
 from facetl.keypoints.layout import MIRROR, POINTS
 from facetl.keypoints.losses import keypoint_loss
 from facetl.keypoints.prepare import crop_targets, normalised_targets
@@ -37,7 +37,7 @@ from facetl.models.augment import AugmentSettings, augment_batch
 from facetl.models.backbones import get_spec, load_model
 from facetl.models.finetune import finetune, unfreeze_top
 from facetl.models.heads import chapter_head, plain_convs
-from facetl.models.precision import resolve_precision, trained_precision
+from facetl.models.precision import TRAINED_BF16_WINS_WITH, resolve_precision, trained_precision
 from facetl.models.saving import end_to_end, save_head_model, save_task_model
 from facetl.models.speed import SpeedMeter
 from facetl.models.training import feature_max, fit
@@ -73,7 +73,8 @@ def train_chapter(params: dict[str, Any]) -> None:
     speed = SpeedMeter()
     history = fit(head, features, normalised_targets(index), fit_rows, val_rows,
                   cfg | {"loss": keypoint_loss(cfg), "metrics": ["mae"]}, seed, live_dir,
-                  precision=trained_precision(cfg["precision"], "chapter_head",
+                  precision=trained_precision(cfg["precision"],
+                                              TRAINED_BF16_WINS_WITH["chapter_head"],
                                               f"train.{TASK}.precision"), speed=speed)
     head = plain_convs(head)  # trained as patches x matrix, saved as the chapter's Conv2D
     write_speed({"head": speed.figures()})
@@ -135,7 +136,7 @@ def train_finetune(params: dict[str, Any]) -> None:
                        {"learning_rate": head_cfg["learning_rate"], "epochs": head_cfg["epochs"],
                         "batch_size": cfg["batch_size"], "loss": loss, "metrics": ["mae"]},
                        seed, plots / "training_head",
-                       precision=trained_precision(head_cfg["precision"], "keypoint_head",
+                       precision=trained_precision(head_cfg["precision"], HEAD_BF16_WINS_WITH,
                                                    "keypoints.head.precision"),
                        speed=speeds["head"])
     training_curves(plots / "training_head", plots / "training_head" / "training.png")

@@ -4,8 +4,9 @@ bfloat16 pays off on recent GPUs, and on CPUs by how much bf16 hardware they hav
 dense the network is: measured, VGG16 gains ~7x with AMX and ~2.6x with AVX512-BF16 alone,
 ResNet50 ~1.3x with either, MobileNetV2 loses on both (0.77x). So `auto` asks which CPU flag
 a network needs before bf16 wins: the backbone registry for extraction and fine-tuning,
-`TRAINED_BF16_WINS_WITH` for the networks trained on cached features or from scratch
-(benchmarks/training_precision.py measures both; AMX only, for networks not measured yet).
+`TRAINED_BF16_WINS_WITH` for the networks trained on cached features or from scratch (a task's
+own network states its flag beside it; benchmarks/training_precision.py measures them all; AMX
+only, for networks not measured yet).
 """
 
 from __future__ import annotations
@@ -23,11 +24,10 @@ from facetl.models import backend
 
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 POLICY = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
-# The trained networks (not backbones): the CPU flag from which bf16 trains faster, measured
-# by benchmarks/training_precision.py (results: benchmarks/results/training_precision.json).
+# Trained networks (not backbones): the CPU flag from which bf16 trains faster, measured by
+# benchmarks/training_precision.py (results: benchmarks/results/training_precision.json).
 TRAINED_BF16_WINS_WITH: dict[str, str | None] = {
     "chapter_head": "avx512_bf16",  # the chapter's Conv512 on the feature map: dense
-    "keypoint_head": None,          # a depthwise conv and a Dense: too little work to gain
     "scratch_cnn": "avx512_bf16",
 }
 
@@ -78,9 +78,10 @@ def resolve_precision(requested: str, bf16_wins_with: str | None,
     return requested
 
 
-def trained_precision(requested: str, network: str, setting: str) -> str:
-    """`resolve_precision` for a network of `TRAINED_BF16_WINS_WITH`, printed: what ran."""
-    precision = resolve_precision(requested, TRAINED_BF16_WINS_WITH[network], setting)
+def trained_precision(requested: str, bf16_wins_with: str | None, setting: str) -> str:
+    """`resolve_precision` for a trained network (its flag: `TRAINED_BF16_WINS_WITH`, or its
+    own), printed: what ran."""
+    precision = resolve_precision(requested, bf16_wins_with, setting)
     print(f"{setting}: {requested} -> {precision}")
     return precision
 
