@@ -38,9 +38,8 @@ from benchmarks.tables_format import (
     percent,
     provenance_line,
 )
-from facetl.core.metrics import binary_report, by_group_report
+from facetl.core.metrics import binary_report, by_group_report, discordant_counts, mcnemar_exact
 from facetl.models.calibration import logit, sigmoid
-from facetl.report.compare import discordant_counts, mcnemar_exact
 
 BEST, FINETUNED = "best", "fine-tuned"
 SIGNIFICANT = 0.05

@@ -17,8 +17,7 @@ from pathlib import Path
 from benchmarks.results import add_results_dir, record
 from benchmarks.route_predictions import calibration_figures, load
 from benchmarks.tables_format import NOT_MEASURED, Results, interval, percent, provenance_line
-from facetl.core.metrics import wilson_interval
-from facetl.report.compare import discordant_counts, mcnemar_exact
+from facetl.core.metrics import discordant_counts, mcnemar_exact, wilson_interval
 
 ROUTES = {"frozen": "route-face-seed{seed}", "finetuned": "route-face-finetune-seed{seed}"}
 PARTS = {"celeba_test": "test", "gender_web": "web"}

@@ -29,6 +29,7 @@ from benchmarks.gpu_check import cosines
 from benchmarks.results import add_results_dir, record
 from benchmarks.shared_data import web_crops
 from benchmarks.tables_format import NOT_MEASURED, Results, percent, provenance_line
+from facetl.core.metrics import discordant_counts, mcnemar_exact
 from facetl.core.params import load_params, lookup
 from facetl.data.splits import load_split
 from facetl.faces.dlib_models import PACKAGED, recognition_model
@@ -37,7 +38,6 @@ from facetl.models.backbones import build_extractor
 from facetl.models.backend import compiled_forward
 from facetl.models.dlib_face import CHIP_SIZE
 from facetl.models.speed import forward_flops, peak_flops
-from facetl.report.compare import discordant_counts, mcnemar_exact
 
 BATCH = 32
 PARITY_BF16 = 1000  # chips for the bfloat16 parity and speed (emulated bf16 is slow)

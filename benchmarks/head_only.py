@@ -29,9 +29,9 @@ from benchmarks.real_experiments import BASELINE, MNV2, read_json, workspace
 from benchmarks.results import add_results_dir, record
 from benchmarks.tables_format import NOT_MEASURED, Results, percent, provenance_line
 from benchmarks.workspace import REPO, run, set_params, stage_seconds, stages_run
+from facetl.core.metrics import discordant_counts, mcnemar_exact
 from facetl.core.params import load_params, lookup
 from facetl.models.precision import TRAINED_BF16_WINS_WITH, resolve_precision
-from facetl.report.compare import discordant_counts, mcnemar_exact
 
 OOD = "pipelines/gender_ood/dvc.yaml"
 SETTINGS = BASELINE | MNV2 | {"prepare.gender.input_size": 224, "repeats.splits": 1}

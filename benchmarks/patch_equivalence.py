@@ -42,13 +42,13 @@ from benchmarks.results import add_results_dir, record
 from benchmarks.shared_data import web_crops
 from benchmarks.workspace import REPO
 from facetl.core import paths
+from facetl.core.metrics import discordant_counts, mcnemar_exact
 from facetl.core.params import load_params, lookup
 from facetl.data.splits import carve_validation, load_split
 from facetl.models.backbones import get_spec, load_model
 from facetl.models.heads import chapter_head, plain_convs
 from facetl.models.speed import SpeedMeter
 from facetl.models.training import feature_max, fit
-from facetl.report.compare import discordant_counts, mcnemar_exact
 
 
 def trained(patches: bool, features: np.ndarray, targets: np.ndarray, fit_rows: np.ndarray,

@@ -41,8 +41,7 @@ from benchmarks.tables_format import (
     provenance_line,
 )
 from benchmarks.workspace import set_params
-from facetl.core.metrics import binary_report, by_group_report
-from facetl.report.compare import discordant_counts, mcnemar_exact
+from facetl.core.metrics import binary_report, by_group_report, discordant_counts, mcnemar_exact
 
 FOLDER = Path("web_half")  # in the workspace: the two runs' sources (absolute photo paths)
 SOURCES = ("data.gender.source", "ood.gender.source")

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from facetl.report.compare import discordant_counts, mcnemar_exact
+from facetl.core.metrics import discordant_counts, mcnemar_exact
 from facetl.report.report import build_report, read_run
 
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]

@@ -6,6 +6,7 @@ import math
 from collections import Counter
 
 import numpy as np
+from scipy.stats import binomtest
 from sklearn.metrics import confusion_matrix, f1_score, roc_auc_score, roc_curve
 
 Z95 = 1.959963984540054
@@ -21,6 +22,23 @@ def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, floa
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+# Two classifiers on the same test photos: their accuracies are not independent samples. Only
+# the photos on which they disagree carry information, which is what McNemar's test uses.
+
+
+def discordant_counts(correct_a: np.ndarray, correct_b: np.ndarray) -> tuple[int, int]:
+    """(photos only A got right, photos only B got right)."""
+    correct_a, correct_b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
+    return int((correct_a & ~correct_b).sum()), int((~correct_a & correct_b).sum())
+
+
+def mcnemar_exact(only_a: int, only_b: int) -> float:
+    """Two-sided exact McNemar p-value: a binomial test of the discordant pairs at 1/2."""
+    if only_a + only_b == 0:
+        return 1.0
+    return float(binomtest(only_a, only_a + only_b, 0.5, alternative="two-sided").pvalue)
 
 
 def binary_report(labels: np.ndarray, p_positive: np.ndarray, threshold: float = 0.5) -> dict:

@@ -18,9 +18,8 @@ import pandas as pd
 import yaml
 
 from facetl.core.atomic import atomic_path
-from facetl.core.metrics import wilson_interval
+from facetl.core.metrics import discordant_counts, mcnemar_exact, wilson_interval
 from facetl.core.schema import renamed
-from facetl.report.compare import discordant_counts, mcnemar_exact
 
 METRIC_FILES = {"gender": "metrics/gender.json", "keypoints": "metrics/keypoints.json",
                 "features": "metrics/features_gender.json",
