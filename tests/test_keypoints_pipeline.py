@@ -151,7 +151,7 @@ def test_predict_errors_are_clear(run, capsys, tmp_path):
     assert exit_.value.code == 2 and "no trained keypoints model" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["predict", "--task", "gender", "--overlay", str(tmp_path), face])
-    assert "--overlay draws keypoints" in capsys.readouterr().err
+    assert "--overlay applies to keypoints" in capsys.readouterr().err
 
 
 def test_one_unreadable_file_loses_no_other_prediction(run, capsys, tmp_path, monkeypatch):

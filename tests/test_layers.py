@@ -61,15 +61,6 @@ BELOW_THE_TASKS = sorted([*(path for layer in ("core", "data", "faces", "models"
                             for path in (SRC / layer).glob("*.py")),
                           SRC / "predict.py", SRC / "serve.py", SRC / "cli.py"])
 TASK_WORD = re.compile(r"gender|keypoint", re.IGNORECASE)
-# Where a lower layer still names a task, and why: each entry must still be true (the test says
-# when one can go), and no other file may join it.
-NOT_YET = {
-    "report/report.py": "the comparison table's columns are the gender experiment's",
-    "models/precision.py": "the keypoint head's precision rule is keyed by its layer name",
-    "predict.py": "its options (--min-confidence, --overlay) are per task",
-    "serve.py": "its query options are per task",
-    "cli.py": "its options are per task",
-}
 
 
 def docstrings(tree: ast.AST) -> set[int]:
@@ -109,12 +100,8 @@ def task_words(file: Path) -> list[str]:
 
 @pytest.mark.parametrize("file", BELOW_THE_TASKS, ids=lambda file: str(file.relative_to(SRC)))
 def test_no_module_below_the_tasks_names_one(file: Path) -> None:
-    named = task_words(file)
-    where = str(file.relative_to(SRC))
-    if where in NOT_YET:
-        assert named, f"{where} names no task any more: take it off NOT_YET"
-    else:
-        assert named == [], f"{where} names a task: ask the registry (facetl.core.tasks)"
+    assert task_words(file) == [], (f"{file.relative_to(SRC)} names a task: ask the registry "
+                                    "(facetl.core.tasks)")
 
 
 def test_the_task_check_sees_code_and_skips_prose(tmp_path: Path) -> None:

@@ -218,7 +218,8 @@ def test_a_bad_upload_gets_a_4xx_with_its_reason_and_the_server_keeps_serving(
     ({"all_faces": "maybe"}, "all_faces=maybe"),
     ({"min_confidence": "high"}, "min_confidence=high"),
     ({"min_confidence": "0.3"}, "0.3"),
-    ({"task": "keypoints", "all_faces": "1"}, "apply to gender"),
+    ({"task": "keypoints", "all_faces": "1"}, "all_faces applies to gender"),
+    ({"overlay": "out"}, "unknown query parameter 'overlay'"),  # writes files: CLI only
     ({"colour": "1"}, "unknown query parameter 'colour'"),
 ])
 def test_a_bad_query_gets_a_400_with_its_reason(server, photos, query, reason):

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from facetl.core.errors import FacetlError, exit_with
-from facetl.core.tasks import task_names
+from facetl.core.tasks import default_task, task_names, task_options
 
 TASKS = tuple(task_names())  # the registered tasks, found without importing them
 
@@ -18,18 +18,14 @@ def predict_command(args: argparse.Namespace) -> None:
     exit status is then 1 (after all other files got their predictions)."""
     from facetl import predict
 
-    tasks = list(TASKS) if args.task == "all" else [args.task]
-    if args.overlay and "keypoints" not in tasks:
-        raise FacetlError("--overlay draws keypoints: use it with --task keypoints (or all)")
-    for flag, value in (("--min-confidence", args.min_confidence), ("--all-faces",
-                                                                     args.all_faces)):
-        if value not in (None, False) and "gender" not in tasks:
-            raise FacetlError(f"{flag} applies to gender: use it with --task gender (or all)")
+    asked = list(TASKS) if args.task == "all" else [args.task]
+    options = {option.name: getattr(args, option.name) for _, option in task_options()}
+    if found := predict.misplaced(asked, options):
+        owner, option = found
+        raise FacetlError(f"{option.flag} applies to {owner}: use it with --task {owner} "
+                          "(or all)")
     models = args.models or ("models" if args.runtime == "keras" else f"exported/{args.runtime}")
-    results = predict.predict(tasks, args.images, Path(models), args.min_confidence,
-                              args.all_faces, runtime=args.runtime)
-    if args.overlay:
-        predict.write_overlays(results, Path(args.overlay))
+    results = predict.predict(asked, args.images, Path(models), options, runtime=args.runtime)
     if args.json:
         print(json.dumps(results, indent=2))
     else:
@@ -70,16 +66,12 @@ def parser() -> argparse.ArgumentParser:
     predict = commands.add_parser("predict", help="run the trained models on image files")
     predict.add_argument("images", nargs="+", metavar="IMAGE",
                          help="image files, folders of images, or glob patterns ('*.jpg')")
-    predict.add_argument("--task", choices=[*TASKS, "all"], default="gender")
-    predict.add_argument("--overlay", metavar="DIR",
-                         help="also write each image with its predicted keypoints drawn")
+    predict.add_argument("--task", choices=[*TASKS, "all"], default=default_task())
     predict.add_argument("--json", action="store_true", help="print JSON")
-    predict.add_argument("--min-confidence", type=float, metavar="P",
-                         help="gender: answer 'uncertain' where the calibrated probability of "
-                              "the answer is below P (0.5-1; the probability is still printed)")
-    predict.add_argument("--all-faces", action="store_true",
-                         help="gender: also answer for every face found, each with its box "
-                              "(the largest face still gives the photo's answer)")
+    for owner, option in task_options():
+        predict.add_argument(option.flag, help=f"{owner}: {option.help}",
+                             **({"action": "store_true"} if option.value_type is bool else
+                                {"type": option.value_type, "metavar": option.metavar}))
     predict.add_argument("--runtime", choices=["keras", "onnx"], default="keras",
                          help="run the network with Keras (models/) or ONNX Runtime (the "
                               "files of `facetl export --format onnx`)")
@@ -88,7 +80,7 @@ def parser() -> argparse.ArgumentParser:
     predict.set_defaults(func=predict_command)
     export = commands.add_parser("export", help="write the trained network as ONNX, SavedModel "
                                                 "or LiteRT, with a manifest (docs/export.md)")
-    export.add_argument("--task", choices=TASKS, default="gender")
+    export.add_argument("--task", choices=TASKS, default=default_task())
     export.add_argument("--format", choices=["onnx", "saved_model", "litert"], required=True)
     export.add_argument("--out", metavar="DIR",
                         help="folder that gets <task>/ (default: exported/<format>)")

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import glob
 from pathlib import Path
-
-import numpy as np
+from typing import Any
 
 from facetl.core.errors import FacetlError
+from facetl.core.tasks import Option, task_names, task_options
 from facetl.core.tasks import task as registered
-from facetl.core.tasks import task_names
-from facetl.models.inference import Loader, read_input
+from facetl.models.inference import Loader
 
 TASKS = tuple(task_names())  # the registered tasks (facetl.core.tasks)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -59,46 +58,34 @@ def load_models(tasks: list[str], models_root: Path,
     return {task: registered(task).load(models_root, load) for task in tasks}
 
 
+def misplaced(tasks: list[str], options: dict[str, Any]) -> tuple[str, Option] | None:
+    """The first option given that belongs to a task not asked for, with that task."""
+    return next(((owner, option) for owner, option in task_options()
+                 if owner not in tasks and option.given(options.get(option.name))), None)
+
+
 def predict(tasks: list[str], inputs: list[str], models_root: Path,
-            min_confidence: float | None = None, all_faces: bool = False,
-            loaded: dict[str, tuple] | None = None, runtime: str = "keras") -> list[dict]:
+            options: dict[str, Any] | None = None, loaded: dict[str, tuple] | None = None,
+            runtime: str = "keras") -> list[dict]:
     """Every task's predictions merged per file; a file's error ends its entry.
 
-    Gender only: below `min_confidence` the answer is "uncertain"; `all_faces` adds every face
-    found, with its box. `loaded`: models from `load_models` (the others load from
-    `models_root`). `runtime`: onnx runs the networks `facetl export` wrote in
-    `models_root/<task>/`, behind the same front end."""
-    if min_confidence is not None and not 0.5 <= min_confidence <= 1:
-        raise FacetlError(f"--min-confidence {min_confidence}: expected a probability from 0.5 "
-                          "(answer every photo) to 1 (answer none)")
+    `options`: values of the tasks' own options by name (`task_options`; each task gets its
+    own). `loaded`: models from `load_models` (the others load from `models_root`). `runtime`:
+    onnx runs the networks `facetl export` wrote in `models_root/<task>/`, behind the same
+    front end."""
+    options = options or {}
+    for _, option in task_options():
+        value = options.get(option.name)
+        if option.given(value) and not option.valid(value):
+            raise FacetlError(f"{option.flag} {value}: expected {option.expects}")
     loaded = loaded or ({} if runtime == "keras" else load_models(tasks, models_root, runtime))
-    options = {"min_confidence": min_confidence, "all_faces": all_faces}
     files = expand_inputs(inputs)
     merged: list[dict] = [{} for _ in files]
     for task in tasks:
         kind = registered(task)
         results = kind.predict(files, models_root, loaded=loaded.get(task),
-                               **{name: options[name] for name in kind.options})
+                               **{option.name: options[option.name] for option in kind.options
+                                  if option.name in options})
         for entry, result in zip(merged, results, strict=True):
             entry.update(result)
     return merged
-
-
-def write_overlays(results: list[dict], out_dir: Path) -> None:
-    """Each input image with its predicted points, as `out_dir/<name>_keypoints.png`.
-
-    Adds the written path to each result as "overlay"; same-named inputs get numbered files.
-    """
-    from facetl.keypoints.plots import write_overlay  # here: it loads matplotlib
-
-    used: set[str] = set()
-    for number, result in enumerate(results):
-        if "error" in result:
-            continue
-        name = f"{Path(result['image']).stem}_keypoints.png"
-        if name in used:
-            name = f"{Path(result['image']).stem}_{number}_keypoints.png"
-        used.add(name)
-        write_overlay(read_input(result["image"]), np.array(result["keypoints"]),
-                      out_dir / name)
-        result["overlay"] = str(out_dir / name)

@@ -32,6 +32,7 @@ from PIL import Image, UnidentifiedImageError
 
 from facetl import predict
 from facetl.core.errors import FacetlError
+from facetl.core.tasks import Option, default_task, task_options
 
 log = logging.getLogger(__name__)
 TASKS = predict.TASKS
@@ -75,10 +76,16 @@ def check_upload(name: str, data: bytes) -> None:
                               f"{Image.MAX_IMAGE_PIXELS:,} (a decompression bomb?)")
 
 
-def parse_flag(name: str, value: str) -> bool:
-    if value.lower() not in TRUE | FALSE:
-        raise BadRequest(400, f"{name}={value}: expected 1 or 0 (true or false)")
-    return value.lower() in TRUE
+def parse_option(option: Option, value: str) -> Any:
+    """A query parameter's text as its option's value: a flag's 1 or 0, else its type's."""
+    if option.value_type is bool:
+        if value.lower() not in TRUE | FALSE:
+            raise BadRequest(400, f"{option.name}={value}: expected 1 or 0 (true or false)")
+        return value.lower() in TRUE
+    try:
+        return option.value_type(value)
+    except ValueError as exc:
+        raise BadRequest(400, f"{option.name}={value}: expected {option.expects}") from exc
 
 
 class Service:
@@ -88,40 +95,39 @@ class Service:
         self.models_root = models_root
         present = [task for task in TASKS if (models_root / task / "model.keras").is_file()]
         if not present:
-            raise FacetlError(f"no trained model in {models_root} (need {models_root}/gender or "
-                              f"{models_root}/keypoints); run `dvc repro` first, or pass "
-                              "--models DIR")
+            raise FacetlError(f"no trained model in {models_root} (need "
+                              f"{' or '.join(str(models_root / task) for task in TASKS)}); run "
+                              "`dvc repro` first, or pass --models DIR")
         self.loaded = predict.load_models(present, models_root)
         self.lock = threading.Lock()
 
-    def options(self, query: dict[str, str]) -> tuple[list[str], float | None, bool]:
-        """The query flags `task`, `min_confidence`, `all_faces` (as `facetl predict`'s)."""
-        unknown = set(query) - {"task", "min_confidence", "all_faces"}
+    def options(self, query: dict[str, str]) -> tuple[list[str], dict[str, Any]]:
+        """The tasks the query asks for (`task`), and the values of the tasks' own options
+        (each as `facetl predict`'s, less those that write files)."""
+        served = [option for _, option in task_options() if option.served]
+        known = ["task", *(option.name for option in served)]
+        unknown = set(query) - set(known)
         if unknown:
             raise BadRequest(400, f"unknown query parameter {sorted(unknown)[0]!r}: expected "
-                                  "task, min_confidence, all_faces")
-        task = query.get("task", "gender")
+                                  f"{', '.join(known)}")
+        task = query.get("task", default_task())
         if task not in (*TASKS, "all"):
             raise BadRequest(400, f"task={task}: expected one of {', '.join(TASKS)}, all")
         tasks = list(self.loaded) if task == "all" else [task]
         if tasks[0] not in self.loaded:
             raise BadRequest(400, f"task={task}: no {task} model is loaded (none in "
                                   f"{self.models_root / task} when the server started)")
-        try:
-            min_confidence = (float(query["min_confidence"]) if "min_confidence" in query
-                              else None)
-        except ValueError as exc:
-            raise BadRequest(400, f"min_confidence={query['min_confidence']}: expected a "
-                                  "number from 0.5 to 1") from exc
-        all_faces = parse_flag("all_faces", query.get("all_faces", ""))
-        if (min_confidence is not None or all_faces) and "gender" not in tasks:
-            raise BadRequest(400, "min_confidence and all_faces apply to gender: use them with "
-                                  "task=gender (or all)")
-        return tasks, min_confidence, all_faces
+        options = {option.name: parse_option(option, query[option.name])
+                   for option in served if option.name in query}
+        if found := predict.misplaced(tasks, options):
+            owner, option = found
+            raise BadRequest(400, f"{option.name} applies to {owner}: use it with task={owner} "
+                                  "(or all)")
+        return tasks, options
 
     def answer(self, uploads: list[tuple[str, bytes]], query: dict[str, str]) -> list[dict]:
         """`facetl predict --json`'s entries for the uploads, each named by its file name."""
-        tasks, min_confidence, all_faces = self.options(query)
+        tasks, options = self.options(query)
         if not uploads:
             raise BadRequest(400, "no photo: send one or more files in the multipart field "
                                   "'image'")
@@ -135,8 +141,8 @@ class Service:
                 Path(file).write_bytes(data)
             with self.lock:
                 try:
-                    results = predict.predict(tasks, files, self.models_root, min_confidence,
-                                              all_faces, loaded=self.loaded)
+                    results = predict.predict(tasks, files, self.models_root, options,
+                                              loaded=self.loaded)
                 except FacetlError as exc:
                     raise BadRequest(400, str(exc)) from exc
                 except Exception as exc:  # a bug, not the photo: a reason, never a traceback

@@ -39,3 +39,14 @@ def lookup(params: dict[str, Any], dotted: str) -> Any:
             raise FacetlError(f"params.yaml: missing `{dotted}` (no `{key}` under {where})")
         node = node[key]
     return node
+
+
+def find(params: dict[str, Any], dotted: str) -> Any:
+    """`params[a][b][c]` for "a.b.c", or None where the params lack it or have another shape
+    (an old run's, read by `facetl report`)."""
+    node: Any = params
+    for key in dotted.split("."):
+        if not isinstance(node, dict):
+            return None
+        node = node.get(key)
+    return node

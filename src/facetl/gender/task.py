@@ -1,18 +1,19 @@
 """The gender task as the layers that serve every task meet it: how its model loads and
-predicts, what its export manifest and model card say, and which metrics files they read."""
+predicts (and the options `facetl predict` takes for it), what its export manifest and model
+card say, which metrics files they read, and its columns in `facetl report`."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import keras
-import numpy as np
-
-from facetl.core.tasks import Task
-from facetl.gender.predict import load_gender, predict_gender
-from facetl.models.calibration import temperature_layers
+from facetl.core.tasks import Option, Task, lazy
+from facetl.gender.report import COMPARISON
 from facetl.ship.card import percent, read_metrics
+
+if TYPE_CHECKING:
+    import keras
 
 USE = ("Research and teaching: how transfer learning behaves on face photos. It answers one of "
        "two labels, the gender the annotators of the training photos perceived, with a "
@@ -28,9 +29,11 @@ TEST_SETS = (("test split", "gender"), ("photos from elsewhere", "gender_ood")) 
 
 def manifest(meta: dict, model: keras.Model) -> dict[str, Any]:
     """Classes, threshold, the calibration in the graph (and the one outside it), the faces."""
+    from facetl.models.calibration import temperature_layers  # here: it loads Keras
+
     layers = temperature_layers(model)
     return {"classes": meta["classes"], "positive_class": meta["classes"][1], "threshold": 0.5,
-            "calibration": {"temperature": float(np.prod([t.temperature for t in layers])),
+            "calibration": {"temperature": float(math.prod(t.temperature for t in layers)),
                             "temperature_layers": [t.temperature for t in layers],
                             "in_graph": True,
                             # outside the file: facetl applies it where it finds no face
@@ -102,7 +105,18 @@ def limits(manifest: dict[str, Any]) -> list[str]:
     return lines
 
 
-TASK = Task(name="gender", made_by="dvc repro", load=load_gender, predict=predict_gender,
-            manifest=manifest, caller_feeds=caller_feeds, output_meaning=output_meaning,
-            use=USE, data_terms=DATA_TERMS, source_param=("data.gender", "source"),
-            measured=measured, limits=limits, options=("min_confidence", "all_faces"))
+OPTIONS = (
+    Option("min_confidence", value_type=float, metavar="P",
+           help="answer 'uncertain' where the calibrated probability of the answer is below P "
+                "(0.5-1; the probability is still printed)",
+           expects="a probability from 0.5 (answer every photo) to 1 (answer none)",
+           valid=lambda p: 0.5 <= p <= 1),
+    Option("all_faces", help="also answer for every face found, each with its box (the largest "
+                             "face still gives the photo's answer)"),
+)
+
+TASK = Task(name="gender", made_by="dvc repro", load=lazy("facetl.gender.predict:load_gender"),
+            predict=lazy("facetl.gender.predict:predict_gender"), manifest=manifest,
+            caller_feeds=caller_feeds, output_meaning=output_meaning, use=USE,
+            data_terms=DATA_TERMS, source_param=("data.gender", "source"), measured=measured,
+            limits=limits, comparison=COMPARISON, options=OPTIONS, default=True)

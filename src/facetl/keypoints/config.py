@@ -17,6 +17,8 @@ from typing import Any
 
 from facetl.core.params import lookup
 
+PIPELINE = "dvc repro pipelines/keypoints/dvc.yaml"  # the command that trains the task's model
+
 
 def recipe(params: dict[str, Any]) -> str:
     """`keypoints.recipe`: chapter or finetune."""

@@ -17,12 +17,11 @@ import numpy as np
 from facetl.core.errors import FacetlError
 from facetl.data.images import resize_square
 from facetl.keypoints import losses  # noqa: F401  registers WingLoss: saved models load
+from facetl.keypoints.config import PIPELINE
 from facetl.keypoints.locate import locate_with_meta
 from facetl.models import inference
 from facetl.models.inference import Loader, chunks, read_input, stream_predictions
 from facetl.models.saving import load_task_model
-
-PIPELINE = "dvc repro pipelines/keypoints/dvc.yaml"  # the command that trains the model
 
 
 def load_keypoints(models_root: Path = Path("models"),
@@ -34,11 +33,21 @@ def load_keypoints(models_root: Path = Path("models"),
 
 
 def predict_keypoints(files: list[str], models_root: Path = Path("models"),
-                      loaded: tuple[keras.Model, dict] | None = None) -> list[dict]:
-    """`loaded`: what `load_keypoints` returned, else the model is loaded from `models_root`."""
+                      loaded: tuple[keras.Model, dict] | None = None,
+                      overlay: str | None = None) -> list[dict]:
+    """`loaded`: what `load_keypoints` returned, else the model is loaded from `models_root`.
+    `overlay`: a folder that gets each image with its points drawn (`facetl predict
+    --overlay`)."""
     model, meta = loaded or load_keypoints(models_root)
-    if meta.get("recipe") == "finetune":
-        return predict_on_faces(files, model, meta)
+    results = (predict_on_faces(files, model, meta) if meta.get("recipe") == "finetune"
+               else predict_on_frames(files, model, meta))
+    if overlay:
+        write_overlays(results, Path(overlay))
+    return results
+
+
+def predict_on_frames(files: list[str], model, meta: dict) -> list[dict]:
+    """The chapter's recipe: the whole photo in, fractions of its sides out."""
 
     def prepare(image: np.ndarray):
         height, width = image.shape[:2]
@@ -70,3 +79,22 @@ def predict_on_faces(files: list[str], model, meta: dict) -> list[dict]:
         for slot, points, source in zip(slots, located.points, located.sources, strict=True):
             results[slot] |= {"keypoints": np.round(points, 2).tolist(), "box": source}
     return results
+
+
+def write_overlays(results: list[dict], folder: Path) -> None:
+    """Each input image with its predicted points, as `folder/<name>_keypoints.png`.
+
+    Adds the written path to each result as "overlay"; same-named inputs get numbered files.
+    """
+    from facetl.keypoints.plots import write_overlay  # here: it loads matplotlib
+
+    used: set[str] = set()
+    for number, result in enumerate(results):
+        if "error" in result:
+            continue
+        name = f"{Path(result['image']).stem}_keypoints.png"
+        if name in used:
+            name = f"{Path(result['image']).stem}_{number}_keypoints.png"
+        used.add(name)
+        write_overlay(read_input(result["image"]), np.array(result["keypoints"]), folder / name)
+        result["overlay"] = str(folder / name)

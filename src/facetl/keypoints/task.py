@@ -1,16 +1,19 @@
 """The keypoint task as the layers that serve every task meet it: how its model loads and
-predicts, what its export manifest and model card say, and which metrics file they read."""
+predicts (and the option `facetl predict` takes for it), what its export manifest and model
+card say, which metrics file they read, and its columns in `facetl report`."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import keras
-
-from facetl.core.tasks import Task
-from facetl.keypoints.predict import PIPELINE, load_keypoints, predict_keypoints
+from facetl.core.tasks import Option, Task, lazy
+from facetl.keypoints.config import PIPELINE
+from facetl.keypoints.report import COMPARISON
 from facetl.ship.card import percent, read_metrics
+
+if TYPE_CHECKING:
+    import keras
 
 USE = ("Research and teaching: 68 facial landmarks (the iBUG 300-W layout) on photos of a face, "
        "e.g. to align or crop faces. Not for identifying people.")
@@ -49,7 +52,12 @@ def measured(metrics_dir: Path) -> list[str]:
             f"frames: NME {percent(found['dlib_nme'])}."]
 
 
-TASK = Task(name="keypoints", made_by=PIPELINE, load=load_keypoints, predict=predict_keypoints,
-            manifest=manifest, caller_feeds=caller_feeds, output_meaning=output_meaning,
-            use=USE, data_terms=DATA_TERMS, source_param=("data.keypoints", "csv"),
-            measured=measured, limits=lambda manifest: [])
+OPTIONS = (Option("overlay", value_type=str, metavar="DIR", served=False,
+                  help="also write each image with its predicted keypoints drawn, into DIR"),)
+
+TASK = Task(name="keypoints", made_by=PIPELINE,
+            load=lazy("facetl.keypoints.predict:load_keypoints"),
+            predict=lazy("facetl.keypoints.predict:predict_keypoints"), manifest=manifest,
+            caller_feeds=caller_feeds, output_meaning=output_meaning, use=USE,
+            data_terms=DATA_TERMS, source_param=("data.keypoints", "csv"), measured=measured,
+            limits=lambda manifest: [], comparison=COMPARISON, options=OPTIONS)
