@@ -123,3 +123,16 @@ def test_a_task_package_never_imports_another() -> None:
                       if module.split(".")[:2] in ([["facetl", other] for other in task_names()
                                                     if other != name])]
             assert others == [], f"{file.relative_to(SRC)} imports another task: {others}"
+
+
+ABOVE_THE_TASKS = ("ship", "report", "predict", "serve", "cli", "__main__")
+
+
+def test_a_task_package_imports_nothing_above_the_tasks() -> None:
+    from facetl.core.tasks import task_names
+
+    for name in task_names():
+        for file in sorted((SRC / name).glob("*.py")):
+            above = [module for module, _ in imports(file)
+                     if module.split(".")[:2] in [["facetl", layer] for layer in ABOVE_THE_TASKS]]
+            assert above == [], f"{file.relative_to(SRC)} imports a layer above it: {above}"

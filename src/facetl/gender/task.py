@@ -8,9 +8,9 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from facetl.core.card import percent, read_metrics
 from facetl.core.tasks import Option, Task, lazy
 from facetl.gender.report import COMPARISON
-from facetl.ship.card import percent, read_metrics
 
 if TYPE_CHECKING:
     import keras

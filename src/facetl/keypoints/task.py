@@ -7,10 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from facetl.core.card import percent, read_metrics
 from facetl.core.tasks import Option, Task, lazy
 from facetl.keypoints.config import PIPELINE
 from facetl.keypoints.report import COMPARISON
-from facetl.ship.card import percent, read_metrics
 
 if TYPE_CHECKING:
     import keras

@@ -5,7 +5,6 @@ says of it (its use, data terms, measured lines) comes from its registered Task.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +18,6 @@ WEIGHTS_TERMS = {
                                "network: inside the exported file, no dlib needed to run it",
     "none": "random initialisation (no terms)",
 }
-
-
-def read_metrics(folder: Path, name: str) -> dict[str, Any] | None:
-    """metrics/<name>.json of the workspace, or None where that stage has not run."""
-    path = folder / f"{name}.json"
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def percent(value: float) -> str:
-    return f"{100 * value:.1f}%"
 
 
 def training_data(manifest: dict[str, Any]) -> list[str]:
