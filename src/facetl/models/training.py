@@ -14,6 +14,12 @@ from facetl.models.curves import LiveCurves
 from facetl.models.precision import computing_in, hidden_layers, loss_scaled
 from facetl.models.speed import SpeedMeter
 
+# Training steps per call into the compiled graph. The same steps, on the same batches, in the
+# same order (the weights come out bit for bit the same: tests/test_training.py); fewer trips
+# through Keras' Python loop, which took a third of the chapter head's step at batch 16
+# (conv_peak.py --step-profile, docs/backends-gpu.md).
+STEPS_PER_CALL = 16
+
 
 class FeatureBatches(keras.utils.PyDataset):
     """Batches of (features, targets) for `indices`, reshuffled every epoch when training.
@@ -71,6 +77,7 @@ def fit(model: keras.Model, features: np.ndarray, targets: np.ndarray, train_idx
         speed.expect(model, len(train_idx), len(val_idx), precision)
         timing.append(speed)
     with computing_in(hidden_layers(model), precision):
-        model.compile(optimizer=adam, loss=cfg["loss"], metrics=cfg.get("metrics", []))
+        model.compile(optimizer=adam, loss=cfg["loss"], metrics=cfg.get("metrics", []),
+                      steps_per_execution=STEPS_PER_CALL)
         return model.fit(train, validation_data=val, epochs=cfg["epochs"], verbose=2,
                          callbacks=timing + ([LiveCurves(live_dir)] if live_dir else []))
