@@ -25,7 +25,8 @@ difference of each step's loss, and of the weights after, says whether the forms
 same (rounding-level at first, then growing) or not (apart from the first step).
 
 Records benchmarks/results/patch_equivalence.json, one entry per `seed<N>-epochs<E>`
-(`-control` after it for the control), or `seed<N>-trace<STEPS>`.
+(`-control` after it for the control), or `seed<N>-trace<STEPS>`; `table` renders the full
+recipe's entries (docs/backends-gpu.md).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import numpy as np
 
 from benchmarks.results import add_results_dir, record
 from benchmarks.shared_data import web_crops
+from benchmarks.tables_format import NOT_MEASURED, Results, mean_sd, percent, provenance_line
 from benchmarks.workspace import REPO
 from facetl.core import paths
 from facetl.core.metrics import discordant_counts, mcnemar_exact
@@ -161,6 +163,41 @@ def main() -> None:
         key = f"seed{seed}-epochs{args.epochs}" + ("-control" if args.control else "")
         path = record("patch_equivalence", key, figures, results_dir)
     print(f"recorded in {path}")
+
+
+COMMAND = "PYTHONPATH=. python benchmarks/patch_equivalence.py WORKSPACE [--control]"
+TEST_SETS = ("celeba_test", "gender_web")
+
+
+def table(results: Results) -> str:
+    """Per seed at the full recipe: each pair's accuracies, discordant photos and McNemar p,
+    the forms against each other and the control (the training form against itself)."""
+    entries = {name: entry for name, entry in results("patch_equivalence").items()
+               if "-epochs10" in name}
+    if not entries:
+        return f"{NOT_MEASURED}: run `{COMMAND}`.\n"
+    lines = ["| seed | pair | photos | first | second | right only with first / second | "
+             "exact McNemar p |", "|---|---|---|---|---|---|---|"]
+    for name, entry in sorted(entries.items(), key=lambda item: ("-control" in item[0],
+                                                                  item[0])):
+        f = entry["figures"]
+        pair = ("PatchConv2D, scale x (1 + 1e-6) / PatchConv2D" if name.endswith("-control")
+                else "Conv2D / PatchConv2D")
+        for test_set in TEST_SETS:
+            row = f[test_set]
+            lines.append(f"| {name.split('-')[0].removeprefix('seed')} | {pair} | {test_set} "
+                         f"({row['photos']}) | {percent(row['accuracy']['conv2d'])} | "
+                         f"{percent(row['accuracy']['patches'])} | {row['only_conv2d_right']} / "
+                         f"{row['only_patches_right']} | {row['mcnemar_p']:.2g} |")
+    pairs = [entry["figures"] for name, entry in entries.items() if "-control" not in name]
+    means = "; ".join(
+        f"{test_set} {mean_sd([f[test_set]['accuracy']['conv2d'] for f in pairs])} with Conv2D, "
+        f"{mean_sd([f[test_set]['accuracy']['patches'] for f in pairs])} with PatchConv2D"
+        for test_set in TEST_SETS)
+    return ("\n".join(lines) + f"\n\nMean accuracy (%) ± its standard deviation over the "
+            f"{len(pairs)} seeds: {means}. The chapter's recipe (batch 16, 10 epochs, Adam "
+            "1e-3) on MobileNetV2's CelebA features, each pair from the same initial weights. "
+            f"Measured with `{COMMAND}` on: {provenance_line(list(entries.values()))}.\n")
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from benchmarks import (  # noqa: E402
     keypoint_routes,
     latency,
     no_face,
+    patch_equivalence,
     real_experiments,
     temperature_transfer,
     training_precision,
@@ -61,7 +62,8 @@ TABLES: dict[str, Callable[[Results], str]] = {
     "calibration_methods": calibration_methods.table,
     "temperature_transfer": temperature_transfer.table, "flip_average": flip_average.table,
     "face_network": face_network.table, "face_finetune": face_finetune.table,
-    "training_speed": training_speed.table, "stage_graph": stage_graph,
+    "training_speed": training_speed.table, "patch_equivalence": patch_equivalence.table,
+    "stage_graph": stage_graph,
 }
 
 VALUE_FORMATS: dict[str, Callable[[Any], str]] = {

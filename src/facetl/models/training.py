@@ -14,10 +14,9 @@ from facetl.models.curves import LiveCurves
 from facetl.models.precision import computing_in, hidden_layers, loss_scaled
 from facetl.models.speed import SpeedMeter
 
-# Training steps per call into the compiled graph. The same steps, on the same batches, in the
-# same order (the weights come out bit for bit the same: tests/test_training.py); fewer trips
-# through Keras' Python loop, which took a third of the chapter head's step at batch 16
-# (conv_peak.py --step-profile, docs/backends-gpu.md).
+# Training steps per call into the compiled graph: the same steps, on the same batches, in the
+# same order (the same weights: tests/test_training.py), with fewer trips through Keras' Python
+# loop, a third of the chapter head's step at batch 16 (benchmarks/conv_peak.py --step-profile).
 STEPS_PER_CALL = 16
 
 
