@@ -16,8 +16,9 @@ from facetl.models.speed import SpeedMeter
 
 # Training steps per call into the compiled graph: the same steps, on the same batches, in the
 # same order (the same weights: tests/test_training.py), with fewer trips through Keras' Python
-# loop, a third of the chapter head's step at batch 16 (benchmarks/conv_peak.py --step-profile).
-STEPS_PER_CALL = 16
+# loop, which weighs most at the chapter's batch of 16 and on a busy machine (its share of a
+# step: benchmarks/conv_peak.py --step-profile). Keras' PyTorch trainer takes one per call only.
+STEPS_PER_CALL = 1 if keras.backend.backend() == "torch" else 16
 
 
 class FeatureBatches(keras.utils.PyDataset):
