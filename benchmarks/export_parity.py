@@ -25,7 +25,7 @@ import numpy as np
 
 from benchmarks.results import record
 from benchmarks.shared_data import GENDER_WEB
-from benchmarks.tables_format import NOT_MEASURED, Results, provenance_line
+from benchmarks.tables_format import Results, per_route_table
 from facetl.core.errors import FacetlError
 from facetl.data.images import resize_square
 from facetl.faces.detect import face_crop
@@ -107,20 +107,17 @@ COMMAND = "PYTHONPATH=. python benchmarks/export_parity.py --n 300"
 
 def table(results: Results) -> str:
     """docs/export.md's table: each exported file against the float32 Keras model."""
-    entries = results("export_parity")
-    if not entries:
-        return f"{NOT_MEASURED}: run `{COMMAND}`.\n"
-    lines = ["| model / format | photos | same label | largest \\|Δp\\| | 99th percentile "
-             "\\|Δp\\| | within 1e-4 | file MB |", "|---|---|---|---|---|---|---|"]
-    for name in sorted(entries):
-        f = entries[name]["figures"]
-        lines.append(f"| `{name}` | {f['photos']} | {f['same_label']} | {f['max_abs_dp']:.1e} | "
-                     f"{f['p99_abs_dp']:.1e} | {'yes' if f['within_tolerance'] else 'no'} | "
-                     f"{f['file_mb']:.1f} |")
-    return ("\n".join(lines) + "\n\nΔp: the exported file's `p_male` minus the float32 Keras "
-            f"model's, on the same crops. Measured with `{COMMAND}` on: "
-            f"{provenance_line(list(entries.values()))}.\n")
+    def rows(name: str, f: dict) -> list[str]:
+        return [f"| {name} | {f['photos']} | {f['same_label']} | {f['max_abs_dp']:.1e} | "
+                f"{f['p99_abs_dp']:.1e} | {'yes' if f['within_tolerance'] else 'no'} | "
+                f"{f['file_mb']:.1f} |"]
 
+    return per_route_table(
+        results, "export_parity", COMMAND,
+        ["model / format", "photos", "same label", "largest \\|Δp\\|",
+         "99th percentile \\|Δp\\|", "within 1e-4", "file MB"], rows,
+        lambda _: "Δp: the exported file's `p_male` minus the float32 Keras model's, on the "
+                  "same crops.")
 
 if __name__ == "__main__":
     main()

@@ -38,7 +38,7 @@ import numpy as np
 
 from benchmarks.results import RESULTS, record
 from benchmarks.shared_data import GENDER_WEB
-from benchmarks.tables_format import NOT_MEASURED, Results, provenance_line
+from benchmarks.tables_format import Results, per_route_table
 from facetl.core.errors import FacetlError
 from facetl.data.images import resize_square
 from facetl.faces.detect import Box, align, chosen_boxes, detect
@@ -197,21 +197,18 @@ def step_cell(step: dict[str, float] | None) -> str:
 
 def table(results: Results) -> str:
     """docs/serve.md's table: each step's p50 / p95 per model and runtime."""
-    entries = results("latency")
-    if not entries:
-        return f"{NOT_MEASURED}: run `{COMMAND}`.\n"
-    lines = ["| route | runtime | photos | decode | face detection | alignment | network | "
-             "total |", "|---|---|---|---|---|---|---|---|"]
-    for name in sorted(entries):
-        figures = entries[name]["figures"]
+    def rows(name: str, figures: dict) -> list[str]:
         notes = {"network": f" ({figures['network_note']})" if "network_note" in figures else ""}
         cells = [step_cell(figures["steps"][step]) + notes.get(step, "") for step in STEPS]
-        lines.append(f"| {route_words(figures['route'])} (`{name}`) | {figures['runtime']} | "
-                     f"{figures['photos']} | {' | '.join(cells)} |")
-    return ("\n".join(lines) + "\n\nMilliseconds per photo, p50 / p95, one photo at a time. "
-            "A dash: the step does not run for that model. Measured with "
-            f"`{COMMAND}` on: {provenance_line(list(entries.values()))}.\n")
+        return [f"| {route_words(figures['route'])} ({name}) | {figures['runtime']} | "
+                f"{figures['photos']} | {' | '.join(cells)} |"]
 
+    return per_route_table(
+        results, "latency", COMMAND,
+        ["route", "runtime", "photos", "decode", "face detection", "alignment", "network",
+         "total"], rows,
+        lambda _: "Milliseconds per photo, p50 / p95, one photo at a time. A dash: the step "
+                  "does not run for that model.")
 
 if __name__ == "__main__":
     main()

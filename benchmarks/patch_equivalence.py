@@ -92,12 +92,12 @@ def trace(features: np.ndarray, targets: np.ndarray, fit_rows: np.ndarray, block
                 weights["conv2d"], weights["patches"], strict=True)))}
 
 
-def test_sets(name: str, features: np.ndarray, targets: np.ndarray,
+def test_sets(name: str, faces: dict, features: np.ndarray, targets: np.ndarray,
               test: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """(features, is male) of the CelebA test split, and of gender_web's photos through the
     workspace's face front end and saved extractor, stored as the stage stores its features."""
     size = np.load(paths.prepared_dir("gender") / "images.npy", mmap_mode="r").shape[1]
-    crops, web_truth = web_crops(lookup(load_params(), "faces"), size)
+    crops, web_truth = web_crops(faces, size)
     web = load_model(paths.extractor_path("gender", name)).predict(crops, verbose=0)
     return {"celeba_test": (np.asarray(features[test], dtype="float32"), targets[test] == 1),
             "gender_web": (web.astype(features.dtype).astype("float32"), web_truth)}
@@ -123,12 +123,14 @@ def main() -> None:
     args = parser.parse_args()
     results_dir = args.results_dir.resolve()
     os.chdir(args.workspace)  # the stages' relative paths
-    name = lookup(load_params(), "backbone")
+    workspace_params = load_params()
+    name = lookup(workspace_params, "backbone")
     cfg = lookup(load_params(REPO / "params.yaml"), "train.gender") | {"epochs": args.epochs}
     features = np.load(paths.features_path("gender", name), mmap_mode="r")
     index, train, test = load_split("gender")
     targets = index["label_index"].to_numpy().astype("float32")
-    sets = {} if args.trace else test_sets(name, features, targets, np.sort(test))
+    sets = {} if args.trace else test_sets(name, lookup(workspace_params, "faces"), features,
+                                           targets, np.sort(test))
     for seed in args.seeds:
         fit_rows, val_rows = carve_validation(index, train, cfg["val_size"], seed)
         if args.trace:

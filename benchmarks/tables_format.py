@@ -85,8 +85,8 @@ def provenance_line(entries: list[dict[str, Any]]) -> str:
 
 def per_route_table(results: Results, benchmark: str, command: str, header: list[str],
                     rows: Callable[[str, dict], list[str]], note: Callable[[dict], str]) -> str:
-    """The table of a benchmark measured on saved route folders: `rows` of each folder's
-    figures, then `note` (given the first entry's figures) and where it was measured."""
+    """A benchmark's table, one group of `rows` per results entry (a route folder, an exported
+    file...), then `note` (given the first entry's figures) and where it was measured."""
     entries = results(benchmark)
     if not entries:
         return f"{NOT_MEASURED}: run `{command}`.\n"
